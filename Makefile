@@ -1,0 +1,44 @@
+# Every target bootstraps .venv itself, so a fresh clone needs only Python 3.11 and make.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: venv demo test lint typecheck unit ui bench browser-deps clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+## Headless Chromium and CJK fonts for the browser tests (Debian packages; needs root).
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "noto.*cjk"; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	fi
+
+lint: venv
+	$(BIN)/ruff check wecom_assets wecom_assets_tests benchmarks
+	$(BIN)/ruff format --check wecom_assets wecom_assets_tests benchmarks
+
+typecheck: venv
+	$(BIN)/mypy
+
+## The whole suite: lint, types, unit, Dagster, end-to-end CLI and browser tests.
+test: venv browser-deps lint typecheck
+	$(BIN)/python -m pytest
+
+demo: venv
+	$(BIN)/python -m wecom_assets.demo
+
+ui: venv
+	$(BIN)/python -m wecom_assets.demo --ui
+
+bench: venv
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .dagster_home data .pytest_cache .mypy_cache .ruff_cache
