@@ -1,0 +1,222 @@
+"""Data-quality rules evaluated on a snapshot before it replaces the live table.
+
+Each rule is plain SQL/Python over a DuckDB relation, with no Dagster import, so the same rules run
+inside the asset's write transaction (a failing blocking rule keeps yesterday's table) and in tests.
+Offending rows are reported by id only, never by name or contact data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import duckdb
+
+MAX_REPORTED_IDS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    """Result of one rule on one snapshot.
+
+    ``blocking`` failures stop the snapshot from replacing the live table; the others are reported
+    as warnings because they can happen in a healthy org (for example a department created between
+    the ``department/list`` and ``user/list`` calls).
+    """
+
+    name: str
+    passed: bool
+    blocking: bool
+    description: str
+    offending_ids: tuple[str, ...] = ()
+    offending_count: int = 0
+    details: dict[str, int | str] = field(default_factory=dict)
+
+
+Rule = Callable[[duckdb.DuckDBPyConnection, str], CheckOutcome]
+
+
+def _outcome(
+    name: str,
+    *,
+    blocking: bool,
+    ok: str,
+    failed: str,
+    offending: Sequence[object],
+    details: dict[str, int | str] | None = None,
+) -> CheckOutcome:
+    ids = tuple(str(value) for value in offending)
+    return CheckOutcome(
+        name=name,
+        passed=not ids,
+        blocking=blocking,
+        description=ok if not ids else failed.format(count=len(ids)),
+        offending_ids=ids[:MAX_REPORTED_IDS],
+        offending_count=len(ids),
+        details=details or {},
+    )
+
+
+def _table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [table]
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _column(conn: duckdb.DuckDBPyConnection, sql: str) -> list[object]:
+    return [row[0] for row in conn.execute(sql).fetchall()]
+
+
+def unique_department_ids(conn: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
+    """Department ids are unique within the snapshot."""
+    duplicates = _column(
+        conn, f"SELECT id FROM {relation} GROUP BY id HAVING count(*) > 1 ORDER BY id"
+    )
+    return _outcome(
+        "unique_department_ids",
+        blocking=True,
+        ok="Every department id is unique.",
+        failed="{count} department ids occur more than once.",
+        offending=duplicates,
+    )
+
+
+def unique_userids(conn: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
+    """Userids are unique case-insensitively, as WeCom treats them."""
+    duplicates = _column(
+        conn,
+        f"SELECT lower(userid) AS key FROM {relation} GROUP BY key HAVING count(*) > 1 ORDER BY key",
+    )
+    return _outcome(
+        "unique_userids",
+        blocking=True,
+        ok="Every userid is unique (case-insensitively).",
+        failed="{count} userids occur more than once when compared case-insensitively.",
+        offending=duplicates,
+    )
+
+
+def department_tree_is_sound(conn: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
+    """The departments form a forest: no cycles, and no orphans when the whole org is visible.
+
+    With a partial visible range, WeCom returns sub-trees whose roots have parents outside the
+    range; those are reported as visible-range roots, not as orphans. When the top department
+    (parent 0) is visible, every other department must reach it.
+    """
+    parents: dict[int, int | None] = {
+        int(row[0]): (None if row[1] is None else int(row[1]))
+        for row in conn.execute(f"SELECT id, parent_id FROM {relation}").fetchall()
+    }
+    whole_org = any(parent == 0 for parent in parents.values())
+    cycles: set[int] = set()
+    orphans: list[int] = []
+    range_roots: list[int] = []
+    for start in parents:
+        seen: set[int] = set()
+        node = start
+        while True:
+            parent = parents[node]
+            if parent == 0:
+                break
+            if parent is None or parent not in parents:
+                (orphans if whole_org or parent is None else range_roots).append(node)
+                break
+            if node in seen:
+                cycles.add(start)
+                break
+            seen.add(node)
+            node = parent
+    bad = sorted(cycles) + sorted(set(orphans) - cycles)
+    return _outcome(
+        "department_tree_is_sound",
+        blocking=True,
+        ok="Departments form a tree without cycles or orphans.",
+        failed="{count} departments sit in a parent cycle or hang off a missing parent.",
+        offending=bad,
+        details={
+            "cycle_members": len(cycles),
+            "orphans": len(set(orphans) - cycles),
+            "visible_range_roots": len(set(range_roots)),
+        },
+    )
+
+
+def user_departments_exist(conn: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
+    """Every department a user belongs to is a row of ``wecom_departments``."""
+    if not _table_exists(conn, "wecom_departments"):
+        missing = _column(conn, f"SELECT userid FROM {relation} WHERE len(departments) > 0")
+    else:
+        missing = _column(
+            conn,
+            f"""
+            SELECT DISTINCT u.userid
+            FROM (SELECT userid, unnest(departments) AS department_id FROM {relation}) AS u
+            ANTI JOIN wecom_departments AS d ON d.id = u.department_id
+            ORDER BY u.userid
+            """,
+        )
+    return _outcome(
+        "user_departments_exist",
+        blocking=False,
+        ok="Every department a user belongs to exists in wecom_departments.",
+        failed=(
+            "{count} users belong to departments missing from wecom_departments "
+            "(changed between calls, or wecom_departments is stale)."
+        ),
+        offending=missing,
+    )
+
+
+def membership_references_exist(conn: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
+    """Every membership row points at an existing user and an existing department."""
+    dangling = _column(
+        conn,
+        f"""
+        SELECT DISTINCT m.userid || '@' || m.department_id AS pair
+        FROM {relation} AS m
+        LEFT JOIN wecom_users AS u ON u.userid = m.userid
+        LEFT JOIN wecom_departments AS d ON d.id = m.department_id
+        WHERE u.userid IS NULL OR d.id IS NULL
+        ORDER BY pair
+        """,
+    )
+    return _outcome(
+        "membership_references_exist",
+        blocking=True,
+        ok="Every membership row references an existing user and department.",
+        failed="{count} membership rows reference a missing user or department (userid@dept).",
+        offending=dangling,
+    )
+
+
+def one_main_department_per_user(conn: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
+    """At most one ``is_main`` per user, and exactly one when the main department is visible."""
+    wrong = _column(
+        conn,
+        f"""
+        SELECT u.userid
+        FROM wecom_users AS u
+        LEFT JOIN (
+            SELECT userid, count(*) FILTER (WHERE is_main) AS mains
+            FROM {relation} GROUP BY userid
+        ) AS m ON m.userid = u.userid
+        WHERE coalesce(m.mains, 0) > 1
+           OR (coalesce(m.mains, 0) = 0
+               AND list_contains(u.departments, u.main_department)
+               AND u.main_department IN (SELECT id FROM wecom_departments))
+        ORDER BY u.userid
+        """,
+    )
+    return _outcome(
+        "one_main_department_per_user",
+        blocking=True,
+        ok="Each user has exactly one main department where it is visible, never more.",
+        failed="{count} users have no main membership despite a visible main department, or several.",
+        offending=wrong,
+    )
+
+
+DEPARTMENT_RULES: tuple[Rule, ...] = (unique_department_ids, department_tree_is_sound)
+USER_RULES: tuple[Rule, ...] = (unique_userids, user_departments_exist)
+MEMBERSHIP_RULES: tuple[Rule, ...] = (membership_references_exist, one_main_department_per_user)

@@ -1,0 +1,236 @@
+"""Atomic replacement of the DuckDB tables: a failed write never touches the live table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from wecom_assets import snapshots, warehouse
+from wecom_assets.quality import DEPARTMENT_RULES, CheckOutcome
+from wecom_assets.tables import DEPARTMENTS, USERS
+from wecom_assets.wecom.models import Department, User
+
+SYNCED_AT = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+
+
+def _departments(*ids: int) -> list[Department]:
+    return [
+        Department.from_api(
+            {"id": i, "name": f"部门{i}", "parentid": 0 if i == 1 else 1, "order": i}
+        )
+        for i in ids
+    ]
+
+
+def _user(userid: str, departments: list[int], main: int | None = None) -> User:
+    return User.from_api(
+        {
+            "userid": userid,
+            "name": f'王"{userid}"😀',
+            "department": departments,
+            "order": [10 * d for d in departments],
+            "is_leader_in_dept": [1 if d == departments[0] else 0 for d in departments],
+            "main_department": main if main is not None else departments[0],
+            "status": 1,
+        }
+    )
+
+
+def _load_departments(conn: duckdb.DuckDBPyConnection, *ids: int) -> warehouse.ReplaceResult:
+    table = snapshots.departments_table(_departments(*ids), SYNCED_AT)
+    return warehouse.replace_table(conn, DEPARTMENTS, table)
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+    connection = warehouse.connect(tmp_path / "wecom.duckdb", lock_timeout=0)
+    yield connection
+    connection.close()
+
+
+def test_replace_creates_the_table_with_the_declared_schema(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    _load_departments(conn, 1, 2, 3)
+    columns = conn.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'wecom_departments'"
+    ).fetchall()
+    canonical = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
+    assert columns == [(c.name, canonical.get(c.sql_type, c.sql_type)) for c in DEPARTMENTS.columns]
+    constraints = conn.execute(
+        "SELECT constraint_column_names FROM duckdb_constraints() "
+        "WHERE table_name = 'wecom_departments' AND constraint_type = 'PRIMARY KEY'"
+    ).fetchall()
+    assert constraints == [(["id"],)]
+
+
+def test_replace_swaps_in_the_new_snapshot_and_reports_counts(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    _load_departments(conn, 1, 2, 3)
+    result = _load_departments(conn, 1, 2, 4)
+    assert (result.row_count, result.previous_row_count) == (3, 3)
+    assert conn.execute("SELECT id FROM wecom_departments ORDER BY id").fetchall() == [
+        (1,),
+        (2,),
+        (4,),
+    ]
+
+
+def test_text_is_stored_exactly_as_received(conn: duckdb.DuckDBPyConnection) -> None:
+    users = [_user("ZhangSan", [1]), _user("a" * 64, [1])]
+    warehouse.replace_table(conn, USERS, snapshots.users_table(users, SYNCED_AT))
+    names = conn.execute("SELECT userid, name FROM wecom_users ORDER BY userid").fetchall()
+    assert names == [("ZhangSan", '王"ZhangSan"😀'), ("a" * 64, f'王"{"a" * 64}"😀')]
+
+
+def test_an_error_during_the_write_keeps_the_previous_table(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    _load_departments(conn, 1, 2, 3)
+
+    def exploding_rule(connection: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
+        raise RuntimeError("disk full")
+
+    table = snapshots.departments_table(_departments(1, 9), SYNCED_AT)
+    with pytest.raises(RuntimeError, match="disk full"):
+        warehouse.replace_table(conn, DEPARTMENTS, table, rules=[exploding_rule])
+    assert conn.execute("SELECT id FROM wecom_departments ORDER BY id").fetchall() == [
+        (1,),
+        (2,),
+        (3,),
+    ]
+    assert not warehouse.table_exists(conn, "wecom_departments__staging")
+
+
+def test_a_failed_blocking_rule_rejects_the_snapshot(conn: duckdb.DuckDBPyConnection) -> None:
+    _load_departments(conn, 1, 2)
+    duplicated = snapshots.departments_table(_departments(1, 2, 2), SYNCED_AT)
+    with pytest.raises(warehouse.SnapshotRejectedError, match="unique_department_ids") as info:
+        warehouse.replace_table(conn, DEPARTMENTS, duplicated, rules=DEPARTMENT_RULES)
+    failed = [o for o in info.value.outcomes if not o.passed]
+    assert [(o.name, o.offending_ids) for o in failed] == [("unique_department_ids", ("2",))]
+    assert warehouse.row_count(conn, "wecom_departments") == 2
+
+
+def test_shrink_guard_keeps_the_table_when_rows_drop_past_the_fraction(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    _load_departments(conn, *range(1, 11))
+    table = snapshots.departments_table(_departments(1, 2, 3, 4), SYNCED_AT)
+    with pytest.raises(warehouse.ShrinkGuardError, match=r"10 to 4 rows \(60%\).*max_shrink"):
+        warehouse.replace_table(conn, DEPARTMENTS, table, max_shrink_fraction=0.5)
+    assert warehouse.row_count(conn, "wecom_departments") == 10
+
+
+def test_shrink_guard_allows_an_intended_drop_when_raised_to_one(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    _load_departments(conn, *range(1, 11))
+    table = snapshots.departments_table(_departments(1, 2), SYNCED_AT)
+    warehouse.replace_table(conn, DEPARTMENTS, table, max_shrink_fraction=1.0)
+    assert warehouse.row_count(conn, "wecom_departments") == 2
+
+
+def test_membership_has_one_row_per_user_and_listed_department(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    users = [_user("ZhangSan", [2, 3], main=3), _user("lisi", [2], main=7)]
+    warehouse.replace_table(conn, USERS, snapshots.users_table(users, SYNCED_AT))
+    warehouse.replace_membership(conn)
+    rows = conn.execute(
+        "SELECT userid, department_id, sort_order, is_leader, is_main FROM dept_membership"
+    ).fetchall()
+    assert rows == [
+        ("ZhangSan", 2, 20, True, False),
+        ("ZhangSan", 3, 30, False, True),
+        ("lisi", 2, 20, True, False),
+    ]
+
+
+def test_membership_without_users_table_says_what_to_materialize(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    with pytest.raises(warehouse.WarehouseError, match="materialize wecom_users first"):
+        warehouse.replace_membership(conn)
+
+
+def _hold_lock(path: Path, *, read_only: bool, seconds: float) -> subprocess.Popen[str]:
+    code = textwrap.dedent(
+        f"""
+        import duckdb, sys, time
+        conn = duckdb.connect({str(path)!r}, read_only={read_only})
+        print("locked", flush=True)
+        time.sleep({seconds})
+        """
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_reader_holding_the_file_makes_the_writer_fail_naming_the_holder(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "wecom.duckdb"
+    warehouse.connect(path, lock_timeout=0).close()
+    holder = _hold_lock(path, read_only=True, seconds=30)
+    try:
+        started = time.monotonic()
+        with pytest.raises(warehouse.WarehouseLockedError, match=rf"PID {holder.pid}"):
+            warehouse.connect(path, lock_timeout=1.0)
+        assert time.monotonic() - started < 5
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_writer_gets_the_file_once_the_holder_lets_go(tmp_path: Path) -> None:
+    path = tmp_path / "wecom.duckdb"
+    warehouse.connect(path, lock_timeout=0).close()
+    holder = _hold_lock(path, read_only=True, seconds=1.0)
+    try:
+        warehouse.connect(path, lock_timeout=20).close()
+    finally:
+        holder.wait()
+
+
+def test_a_process_killed_mid_write_leaves_the_previous_table(tmp_path: Path) -> None:
+    path = tmp_path / "wecom.duckdb"
+    with warehouse.connect(path, lock_timeout=0) as conn:
+        _load_departments(conn, 1, 2, 3)
+    code = textwrap.dedent(
+        f"""
+        import time
+        from datetime import UTC, datetime
+        from wecom_assets import snapshots, warehouse
+        from wecom_assets.tables import DEPARTMENTS
+        from wecom_assets.wecom.models import Department
+
+        def stall(conn, relation):
+            print("writing", flush=True)
+            time.sleep(60)
+
+        conn = warehouse.connect({str(path)!r}, lock_timeout=0)
+        table = snapshots.departments_table(
+            [Department.from_api({{"id": 99, "parentid": 0}})], datetime.now(UTC)
+        )
+        warehouse.replace_table(conn, DEPARTMENTS, table, rules=[stall])
+        """
+    )
+    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout is not None
+    assert writer.stdout.readline().strip() == "writing"
+    writer.kill()
+    writer.wait()
+    with warehouse.connect(path, lock_timeout=10) as conn:
+        ids = conn.execute("SELECT id FROM wecom_departments ORDER BY id").fetchall()
+    assert ids == [(1,), (2,), (3,)]
