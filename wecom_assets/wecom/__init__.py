@@ -1,0 +1,30 @@
+"""Plain-Python client of the WeCom (企业微信) contact API; no Dagster import."""
+
+from wecom_assets.wecom.client import ClientConfig, WeComClient
+from wecom_assets.wecom.errors import (
+    WeComApiError,
+    WeComAuthError,
+    WeComConfigError,
+    WeComError,
+    WeComPermissionError,
+    WeComResponseError,
+    WeComTransientError,
+)
+from wecom_assets.wecom.models import Department, Directory, User
+from wecom_assets.wecom.stats import ClientStats
+
+__all__ = [
+    "ClientConfig",
+    "ClientStats",
+    "Department",
+    "Directory",
+    "User",
+    "WeComApiError",
+    "WeComAuthError",
+    "WeComClient",
+    "WeComConfigError",
+    "WeComError",
+    "WeComPermissionError",
+    "WeComResponseError",
+    "WeComTransientError",
+]

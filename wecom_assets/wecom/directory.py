@@ -1,0 +1,118 @@
+"""Concurrent listing of department members: ``user/list`` once per department.
+
+``user/list`` returns only a department's direct members, so every visible department is
+listed; the calls are latency-bound, hence a thread pool. Results are merged in department order
+as they complete, with at most ``2 * max_concurrency`` departments' results held at once, so
+memory stays proportional to the org rather than to the number of calls.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+from wecom_assets.wecom.errcodes import OUT_OF_RANGE
+from wecom_assets.wecom.errors import WeComPermissionError
+from wecom_assets.wecom.models import Department, Directory, User
+
+ListUsers = Callable[[int, threading.Event], list[User]]
+
+
+class FetchCancelled(Exception):
+    """Raised inside a worker whose fetch was abandoned because another one failed."""
+
+
+def fetch_users(
+    department_ids: Iterable[int], list_users: ListUsers, max_concurrency: int
+) -> tuple[User, ...]:
+    """List the direct members of every department concurrently and merge them.
+
+    Args:
+        department_ids: Departments to list, in the order that decides first-seen users.
+        list_users: Fetches one department's direct members; must stop early (raise) once the
+            event it is given is set.
+        max_concurrency: Worker threads, i.e. ``user/list`` calls in flight.
+
+    Returns:
+        Each user once (userid compared case-insensitively, first-seen case kept), in
+        first-seen order walking the departments in the given order.
+
+    Raises:
+        WeComPermissionError: A department answered 60011 (the visible range changed since the
+            departments were listed).
+        WeComError: The first failure in department order among those seen; outstanding work
+            is cancelled.
+    """
+    cancel = threading.Event()
+    merged: dict[str, User] = {}
+    pending: deque[tuple[int, Future[list[User]]]] = deque()
+    ready: set[Future[list[User]]] = set()
+    window = max(1, 2 * max_concurrency)
+    remaining = iter(department_ids)
+
+    with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="wecom") as pool:
+        try:
+            while True:
+                while len(pending) < window:
+                    department_id = next(remaining, None)
+                    if department_id is None:
+                        break
+                    pending.append((department_id, pool.submit(list_users, department_id, cancel)))
+                if not pending:
+                    break
+                unfinished = {future for _, future in pending if future not in ready}
+                if unfinished:
+                    done, _ = wait(unfinished, return_when=FIRST_COMPLETED)
+                    for department_id, future in pending:
+                        if future in done and future.exception() is not None:
+                            raise _explain(department_id, future.exception())
+                    ready |= done
+                # Merge the completed prefix, keeping the result order deterministic.
+                while pending and pending[0][1] in ready:
+                    _, future = pending.popleft()
+                    ready.discard(future)
+                    for user in future.result():
+                        merged.setdefault(user.userid.casefold(), user)
+        except BaseException:
+            cancel.set()
+            for _, future in pending:
+                future.cancel()
+            raise
+    return tuple(merged.values())
+
+
+def fetch_directory(
+    departments: Sequence[Department], list_users: ListUsers, max_concurrency: int
+) -> Directory:
+    """Build the directory from the listed departments and their members.
+
+    Args:
+        departments: The visible departments, in API order.
+        list_users: As for :func:`fetch_users`.
+        max_concurrency: As for :func:`fetch_users`.
+
+    Returns:
+        Departments as given and users merged across them.
+
+    Raises:
+        WeComError: As for :func:`fetch_users`.
+    """
+    users = fetch_users([department.id for department in departments], list_users, max_concurrency)
+    return Directory(departments=tuple(departments), users=users)
+
+
+def _explain(department_id: int, error: BaseException | None) -> BaseException:
+    assert error is not None
+    if isinstance(error, WeComPermissionError) and error.errcode == OUT_OF_RANGE:
+        return WeComPermissionError(
+            f"WeCom user/list for department {department_id} answered 60011 although "
+            f"department/list listed it: the app's visible range (可见范围) changed "
+            f"during the sync. Check the app's visible range in the WeCom admin console and "
+            f"run the sync again. WeCom said: {error.errmsg}",
+            path=error.path,
+            errcode=error.errcode,
+            errmsg=error.errmsg,
+        )
+    return error

@@ -1,0 +1,59 @@
+"""Exceptions raised by the WeCom client.
+
+Every message is built from redacted text: no access token or corp secret ever appears in
+``str()``, ``repr()`` or a traceback of these exceptions.
+"""
+
+from __future__ import annotations
+
+
+class WeComError(Exception):
+    """Base class of every error the WeCom client raises.
+
+    Attributes:
+        path: API path the error belongs to (``"user/list"``), or None when not tied to a call.
+        errcode: WeCom ``errcode`` of the answer, or None for HTTP/transport errors.
+        errmsg: WeCom ``errmsg`` (redacted), or None.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        errcode: int | None = None,
+        errmsg: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.args[0]!r}, path={self.path!r}, errcode={self.errcode!r})"
+        )
+
+
+class WeComConfigError(WeComError):
+    """A setting is missing or invalid; the message names the environment variable or setting."""
+
+
+class WeComAuthError(WeComError):
+    """WeCom rejected the corp id or secret (40001 / 40013); the message names the setting only."""
+
+
+class WeComPermissionError(WeComError):
+    """The app may not do this (48002, 48009, 60011, 60020); the message says what to change."""
+
+
+class WeComApiError(WeComError):
+    """WeCom answered another non-zero errcode, or an HTTP status that retrying cannot fix."""
+
+
+class WeComTransientError(WeComError):
+    """Retries ran out on a transient failure (busy, rate limit, HTTP 5xx, timeout, bad JSON)."""
+
+
+class WeComResponseError(WeComError):
+    """The answer is well-formed JSON but not shaped as documented (missing or invalid fields)."""
