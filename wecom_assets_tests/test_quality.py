@@ -1,0 +1,120 @@
+"""Data-quality rules on crafted snapshots: each passes on good data and names bad rows by id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import duckdb
+import pytest
+
+from wecom_assets import quality
+
+
+@pytest.fixture
+def conn() -> Iterator[duckdb.DuckDBPyConnection]:
+    connection = duckdb.connect()
+    yield connection
+    connection.close()
+
+
+def _departments(conn: duckdb.DuckDBPyConnection, rows: list[tuple[int, int | None]]) -> str:
+    conn.execute("CREATE OR REPLACE TABLE wecom_departments (id BIGINT, parent_id BIGINT)")
+    conn.executemany("INSERT INTO wecom_departments VALUES (?, ?)", rows)
+    return "wecom_departments"
+
+
+def _users(conn: duckdb.DuckDBPyConnection, rows: list[tuple[str, list[int], int | None]]) -> str:
+    conn.execute(
+        "CREATE OR REPLACE TABLE wecom_users "
+        "(userid VARCHAR, departments BIGINT[], main_department BIGINT)"
+    )
+    conn.executemany("INSERT INTO wecom_users VALUES (?, ?, ?)", rows)
+    return "wecom_users"
+
+
+def _membership(conn: duckdb.DuckDBPyConnection, rows: list[tuple[str, int, bool]]) -> str:
+    conn.execute(
+        "CREATE OR REPLACE TABLE membership (userid VARCHAR, department_id BIGINT, is_main BOOLEAN)"
+    )
+    conn.executemany("INSERT INTO membership VALUES (?, ?, ?)", rows)
+    return "membership"
+
+
+def test_unique_department_ids_names_the_duplicates(conn: duckdb.DuckDBPyConnection) -> None:
+    relation = _departments(conn, [(1, 0), (2, 1), (2, 1), (3, 1)])
+    outcome = quality.unique_department_ids(conn, relation)
+    assert (outcome.passed, outcome.blocking, outcome.offending_ids) == (False, True, ("2",))
+
+
+def test_unique_userids_compares_case_insensitively(conn: duckdb.DuckDBPyConnection) -> None:
+    relation = _users(conn, [("ZhangSan", [1], 1), ("zhangsan", [1], 1), ("lisi", [1], 1)])
+    outcome = quality.unique_userids(conn, relation)
+    assert (outcome.passed, outcome.offending_ids) == (False, ("zhangsan",))
+
+
+def test_a_sound_tree_passes(conn: duckdb.DuckDBPyConnection) -> None:
+    relation = _departments(conn, [(1, 0), (2, 1), (3, 2), (40, 3)])
+    assert quality.department_tree_is_sound(conn, relation).passed
+
+
+def test_a_parent_cycle_fails_the_tree_check(conn: duckdb.DuckDBPyConnection) -> None:
+    relation = _departments(conn, [(1, 0), (2, 3), (3, 2), (4, 1)])
+    outcome = quality.department_tree_is_sound(conn, relation)
+    assert (outcome.passed, outcome.offending_ids) == (False, ("2", "3"))
+    assert outcome.details["cycle_members"] == 2
+
+
+def test_an_orphan_fails_the_tree_check_when_the_whole_org_is_visible(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    relation = _departments(conn, [(1, 0), (2, 1), (7, 99)])
+    outcome = quality.department_tree_is_sound(conn, relation)
+    assert (outcome.passed, outcome.offending_ids) == (False, ("7",))
+
+
+def test_roots_of_a_partial_visible_range_are_not_orphans(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    relation = _departments(conn, [(5, 1), (6, 5), (9, 2), (10, 9)])
+    outcome = quality.department_tree_is_sound(conn, relation)
+    assert outcome.passed
+    assert outcome.details["visible_range_roots"] == 2
+
+
+def test_user_departments_missing_from_departments_warn(conn: duckdb.DuckDBPyConnection) -> None:
+    _departments(conn, [(1, 0), (2, 1)])
+    relation = _users(conn, [("a", [1, 2], 1), ("b", [2, 8], 2)])
+    outcome = quality.user_departments_exist(conn, relation)
+    assert (outcome.passed, outcome.blocking, outcome.offending_ids) == (False, False, ("b",))
+
+
+def test_membership_pointing_at_missing_rows_fails(conn: duckdb.DuckDBPyConnection) -> None:
+    _departments(conn, [(1, 0), (2, 1)])
+    _users(conn, [("a", [1], 1)])
+    relation = _membership(conn, [("a", 1, True), ("a", 5, False), ("ghost", 2, True)])
+    outcome = quality.membership_references_exist(conn, relation)
+    assert (outcome.passed, outcome.offending_ids) == (False, ("a@5", "ghost@2"))
+
+
+def test_two_main_departments_fail(conn: duckdb.DuckDBPyConnection) -> None:
+    _departments(conn, [(1, 0), (2, 1)])
+    _users(conn, [("a", [1, 2], 1)])
+    relation = _membership(conn, [("a", 1, True), ("a", 2, True)])
+    outcome = quality.one_main_department_per_user(conn, relation)
+    assert (outcome.passed, outcome.offending_ids) == (False, ("a",))
+
+
+def test_a_visible_main_department_without_is_main_fails(conn: duckdb.DuckDBPyConnection) -> None:
+    _departments(conn, [(1, 0), (2, 1)])
+    _users(conn, [("a", [1, 2], 2), ("b", [1], None)])
+    relation = _membership(conn, [("a", 1, False), ("a", 2, False), ("b", 1, False)])
+    outcome = quality.one_main_department_per_user(conn, relation)
+    assert (outcome.passed, outcome.offending_ids) == (False, ("a",))
+
+
+def test_offending_ids_are_capped_but_counted(conn: duckdb.DuckDBPyConnection) -> None:
+    rows = [(i, 0) for i in range(200)] * 2
+    relation = _departments(conn, rows)
+    outcome = quality.unique_department_ids(conn, relation)
+    assert outcome.offending_count == 200
+    assert len(outcome.offending_ids) == quality.MAX_REPORTED_IDS
