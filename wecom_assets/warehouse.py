@@ -85,7 +85,7 @@ def connect(
     *,
     lock_timeout: float,
     read_only: bool = False,
-    config: dict[str, str | int | bool] | None = None,
+    config: dict[str, str | bool | int | float | list[str]] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open the DuckDB file, waiting up to ``lock_timeout`` seconds for another process's lock.
 

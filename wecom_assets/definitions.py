@@ -1,0 +1,32 @@
+"""The code location: assets, checks, jobs, schedules and resources, wired together."""
+
+import dagster as dg
+
+from wecom_assets.assets import dept_membership, wecom_departments, wecom_users
+from wecom_assets.checks import wecom_freshness_checks
+from wecom_assets.resources import WarehouseResource, WeComResource
+from wecom_assets.schedules import (
+    wecom_freshness,
+    wecom_freshness_hourly,
+    wecom_nightly,
+    wecom_sync,
+)
+
+# forkserver halves each step's start-up against the default spawn; steps stay separate
+# processes, which is why the token cache is shared through a file.
+executor = dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}})
+
+defs = dg.Definitions(
+    assets=[wecom_departments, wecom_users, dept_membership],
+    asset_checks=[wecom_freshness_checks],
+    jobs=[wecom_sync, wecom_freshness],
+    schedules=[wecom_nightly, wecom_freshness_hourly],
+    resources={
+        "wecom": WeComResource(
+            corp_id=dg.EnvVar("WECOM_CORP_ID"),
+            corp_secret=dg.EnvVar("WECOM_CORP_SECRET"),
+        ),
+        "duckdb": WarehouseResource(),
+    },
+    executor=executor,
+)

@@ -1,0 +1,177 @@
+"""Dagster resources: configuration in, plain clients out.
+
+The resources hold settings that show in the launchpad and hand out the Dagster-free WeCom client
+and DuckDB connections; every behaviour (tokens, retries, atomic writes) lives in those plain
+modules so it can be tested and reused without Dagster.
+"""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from wecom_assets import warehouse
+from wecom_assets.wecom import ClientConfig, WeComClient, WeComConfigError
+
+DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
+DEFAULT_DUCKDB_PATH = "data/wecom.duckdb"
+
+
+def default_token_cache_dir() -> Path:
+    """``$WECOM_TOKEN_CACHE_DIR``, else ``$DAGSTER_HOME/.wecom``, else ``~/.cache/wecom_assets``.
+
+    Steps of one run are separate processes; a directory they all see lets them share one token.
+    """
+    configured = os.environ.get("WECOM_TOKEN_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    dagster_home = os.environ.get("DAGSTER_HOME")
+    if dagster_home:
+        return Path(dagster_home) / ".wecom"
+    return Path.home() / ".cache" / "wecom_assets"
+
+
+class WeComResource(dg.ConfigurableResource):
+    """Access to one WeCom app's contact API: token cache, retries, rate limit, concurrency.
+
+    Set ``corp_id`` and ``corp_secret`` from the environment (``WECOM_CORP_ID``,
+    ``WECOM_CORP_SECRET``); the secret is never logged or shown in run config.
+    """
+
+    corp_id: str = Field(
+        description="Corp id (企业ID, starts with `ww`); set from the env var WECOM_CORP_ID."
+    )
+    corp_secret: str = Field(
+        description=(
+            "Secret of the self-built app whose visible range is synced; set from the env var "
+            "WECOM_CORP_SECRET. Never logged."
+        )
+    )
+    base_url: str = Field(
+        default="",
+        description=(
+            "API root. Empty means $WECOM_API_BASE_URL, else https://qyapi.weixin.qq.com. Set it "
+            "for private deployments, proxies or the bundled sandbox."
+        ),
+    )
+    token_cache_dir: str = Field(
+        default="",
+        description=(
+            "Directory of the cross-process access_token cache. Empty means "
+            "$WECOM_TOKEN_CACHE_DIR, else $DAGSTER_HOME/.wecom, else ~/.cache/wecom_assets."
+        ),
+    )
+    max_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=64,
+        description=(
+            "Parallel user/list calls. The fetch is latency-bound; 16 keeps a 2,000-department "
+            "org far below WeCom's 10,000 calls/minute while hiding network latency."
+        ),
+    )
+    request_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Connect and read timeout of one HTTP request."
+    )
+    max_retries: int = Field(
+        default=5,
+        ge=0,
+        le=20,
+        description="Extra tries of one call on transient failures (-1, 45009, 5xx, timeouts).",
+    )
+    retry_max_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Upper bound on the time one call may spend retrying before the step fails.",
+    )
+    rate_limit_per_minute: int = Field(
+        default=10_000,
+        ge=1,
+        description=(
+            "Client-side ceiling of calls per API per minute. WeCom publishes 10,000 per corp; "
+            "lower it when other tools share the corp's quota."
+        ),
+    )
+
+    def client_config(self) -> ClientConfig:
+        """The plain client's configuration, with defaults resolved from the environment.
+
+        Raises:
+            WeComConfigError: corp id or secret is empty; the message names the env var to set.
+        """
+        if not self.corp_id.strip():
+            raise WeComConfigError("WECOM_CORP_ID is empty; set it to your corp id (ww...).")
+        if not self.corp_secret.strip():
+            raise WeComConfigError(
+                "WECOM_CORP_SECRET is empty; set it to the secret of the app whose visible "
+                "range you want to sync."
+            )
+        return ClientConfig(
+            corp_id=self.corp_id.strip(),
+            corp_secret=self.corp_secret.strip(),
+            base_url=self.base_url or os.environ.get("WECOM_API_BASE_URL") or DEFAULT_BASE_URL,
+            token_cache_dir=Path(self.token_cache_dir)
+            if self.token_cache_dir
+            else (default_token_cache_dir()),
+            max_concurrency=self.max_concurrency,
+            request_timeout=self.request_timeout_seconds,
+            max_retries=self.max_retries,
+            retry_max_seconds=self.retry_max_seconds,
+            rate_limit_per_minute=self.rate_limit_per_minute,
+        )
+
+    @contextmanager
+    def get_client(self) -> Iterator[WeComClient]:
+        """A client for the duration of one step; its HTTP pool is closed afterwards."""
+        client = WeComClient(self.client_config())
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+class WarehouseResource(DuckDBResource):
+    """The DuckDB file the assets write, with a bounded wait for other processes' locks.
+
+    DuckDB allows one writing process per file and an analyst's open session blocks writers, so
+    connections wait up to ``lock_timeout_seconds`` and then fail naming the process holding the
+    lock. Connections are always closed, also when the block raises.
+    """
+
+    database: str = Field(
+        default="",
+        description=(
+            "Path of the DuckDB file. Empty means $WECOM_DUCKDB_PATH, else data/wecom.duckdb "
+            "(relative to the working directory). The parent directory is created."
+        ),
+    )
+    lock_timeout_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="How long a step waits for another process to release the DuckDB file.",
+    )
+
+    @property
+    def path(self) -> Path:
+        """The resolved DuckDB file path."""
+        return Path(
+            self.database or os.environ.get("WECOM_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH
+        ).expanduser()
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection, closed on exit whatever happens inside the block."""
+        conn = warehouse.connect(
+            self.path,
+            lock_timeout=self.lock_timeout_seconds,
+            config={"custom_user_agent": "wecom_assets", **self.connection_config},
+        )
+        try:
+            yield conn
+        finally:
+            conn.close()

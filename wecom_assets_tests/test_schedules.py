@@ -1,0 +1,106 @@
+"""Nightly schedule, freshness policies and the freshness check."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from wecom_assets.checks import wecom_freshness_checks
+from wecom_assets.definitions import defs
+from wecom_assets.schedules import wecom_freshness, wecom_nightly
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+WECOM_KEYS = [dg.AssetKey(n) for n in ("wecom_departments", "wecom_users", "dept_membership")]
+
+
+def test_nightly_schedule_runs_wecom_sync_at_two_in_shanghai() -> None:
+    assert wecom_nightly.cron_schedule == "0 2 * * *"
+    assert wecom_nightly.execution_timezone == "Asia/Shanghai"
+    assert wecom_nightly.job_name == "wecom_sync"
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 26, 2, 0, tzinfo=SHANGHAI)
+    )
+    data = wecom_nightly.evaluate_tick(context)
+    assert data.run_requests is not None and len(data.run_requests) == 1
+
+
+def test_wecom_sync_holds_the_three_assets_and_their_checks_but_not_freshness() -> None:
+    job = defs.resolve_job_def("wecom_sync")
+    graph = job.asset_layer.asset_graph
+    assert set(graph.executable_asset_keys) == set(WECOM_KEYS)
+    assert {key.name for key in graph.asset_check_keys} == {
+        "unique_department_ids",
+        "department_tree_is_sound",
+        "unique_userids",
+        "user_departments_exist",
+        "membership_references_exist",
+        "one_main_department_per_user",
+    }
+
+
+def test_every_asset_has_a_26_hour_freshness_policy() -> None:
+    graph = defs.resolve_asset_graph()
+    for key in WECOM_KEYS:
+        policy = graph.get(key).freshness_policy
+        assert policy is not None
+        assert policy.fail_window.to_timedelta() == timedelta(hours=26)
+
+
+def test_every_asset_writes_through_the_duckdb_pool() -> None:
+    graph = defs.resolve_asset_graph()
+    for key in WECOM_KEYS:
+        assert graph.get(key).pools == {"wecom_duckdb"}
+
+
+def _run_freshness(instance: dg.DagsterInstance, max_age_hours: float) -> dict[str, bool]:
+    result = dg.materialize(
+        [wecom_freshness_checks],
+        instance=instance,
+        selection=dg.AssetSelection.checks(wecom_freshness_checks),
+        run_config=dg.RunConfig(
+            ops={"wecom_freshness_checks": {"config": {"max_age_hours": max_age_hours}}}
+        ),
+        raise_on_error=False,
+    )
+    return {e.asset_key.path[-1]: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def _report_materializations(instance: dg.DagsterInstance) -> None:
+    for key in WECOM_KEYS:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key))
+
+
+def test_freshness_check_fails_for_tables_never_materialized() -> None:
+    with dg.instance_for_test() as instance:
+        assert _run_freshness(instance, 26) == {
+            "wecom_departments": False,
+            "wecom_users": False,
+            "dept_membership": False,
+        }
+
+
+def test_freshness_check_passes_right_after_a_sync() -> None:
+    with dg.instance_for_test() as instance:
+        _report_materializations(instance)
+        assert set(_run_freshness(instance, 26).values()) == {True}
+
+
+def test_freshness_check_fails_once_the_window_has_passed() -> None:
+    with dg.instance_for_test() as instance:
+        _report_materializations(instance)
+        time.sleep(0.05)
+        assert set(_run_freshness(instance, 0.00001).values()) == {False}
+
+
+def test_freshness_schedule_runs_the_freshness_job_hourly() -> None:
+    schedule = defs.resolve_schedule_def("wecom_freshness_hourly")
+    assert schedule.job_name == wecom_freshness.name
+    assert schedule.execution_timezone == "Asia/Shanghai"
+    data = schedule.evaluate_tick(dg.build_schedule_context())
+    assert data.run_requests is not None
+    assert data.run_requests[0].run_config["ops"]["wecom_freshness_checks"]["config"] == {
+        "max_age_hours": 26.0
+    }
