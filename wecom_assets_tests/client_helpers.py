@@ -1,0 +1,128 @@
+"""Shared helpers of the WeCom client tests: fake time, credentials, small configs."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pytest_httpserver import HTTPServer
+
+from wecom_assets.wecom import ClientConfig, WeComClient
+from wecom_assets.wecom.tokens import TokenGrant
+
+CORP_ID = "ww0123456789abcdef"
+SECRET = "S3cr3t-Corp-Secret-Value-9f8e7d6c5b4a"
+TOKEN = "ACCESS-TOKEN-first-1a2b3c4d5e6f7a8b9c0d"
+TOKEN_2 = "ACCESS-TOKEN-second-0f1e2d3c4b5a69788796"
+
+
+class FakeClock:
+    """A clock that only moves when someone sleeps on it; thread-safe."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self.now += seconds
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+class FakeGettoken:
+    """Stands in for the gettoken call: hands out token-1, token-2, ... and counts calls."""
+
+    def __init__(self, expires_in: float = 7200.0, delay: float = 0.0) -> None:
+        self.calls = 0
+        self.expires_in = expires_in
+        self.delay = delay
+        self.error: Exception | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> TokenGrant:
+        with self._lock:
+            self.calls += 1
+            number = self.calls
+        if self.delay:
+            time.sleep(self.delay)
+        if self.error is not None:
+            raise self.error
+        return TokenGrant(f"token-{number}", self.expires_in)
+
+
+def token_answer(token: str = TOKEN, expires_in: int = 7200) -> dict[str, Any]:
+    return {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": expires_in}
+
+
+def expect_token(server: HTTPServer, token: str = TOKEN, expires_in: int = 7200) -> None:
+    server.expect_request("/cgi-bin/gettoken").respond_with_json(token_answer(token, expires_in))
+
+
+def config_for(base_url: str, **overrides: Any) -> ClientConfig:
+    """A config with tiny backoff so retry tests take milliseconds."""
+    settings: dict[str, Any] = {
+        "corp_id": CORP_ID,
+        "corp_secret": SECRET,
+        "base_url": base_url,
+        "request_timeout": 2.0,
+        "max_retries": 3,
+        "retry_base_delay": 0.001,
+        "retry_max_delay": 0.01,
+    }
+    settings.update(overrides)
+    return ClientConfig(**settings)
+
+
+def client_for(server: HTTPServer, clock: FakeClock | None = None, **overrides: Any) -> WeComClient:
+    base_url = server.url_for("/").rstrip("/")
+    if clock is None:
+        return WeComClient(config_for(base_url, **overrides))
+    return WeComClient(config_for(base_url, **overrides), sleep=clock.sleep, clock=clock)
+
+
+def calls_to(server: HTTPServer, path: str) -> int:
+    return sum(1 for request, _ in server.log if request.path == f"/cgi-bin/{path}")
+
+
+@contextmanager
+def closing_server() -> Iterator[str]:
+    """Serve on localhost and drop every connection right after reading the request."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.05)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    host, port = listener.getsockname()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        listener.close()

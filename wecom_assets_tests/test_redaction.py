@@ -1,0 +1,174 @@
+"""No corp secret or access token ever appears in a log line, error text or repr."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import traceback
+
+import pytest
+from client_helpers import (
+    SECRET,
+    TOKEN,
+    TOKEN_2,
+    calls_to,
+    client_for,
+    closing_server,
+    config_for,
+    expect_token,
+    token_answer,
+)
+from pytest_httpserver import HTTPServer
+
+from wecom_assets.wecom import WeComClient, WeComError
+from wecom_assets.wecom.redact import Redactor, redact_url_params
+from wecom_assets.wecom.tokens import TokenProvider
+
+CREDENTIALS = (SECRET, TOKEN, TOKEN_2)
+
+
+def _our_log_text(caplog: pytest.LogCaptureFixture) -> str:
+    # The fake WeCom server (werkzeug) logs the raw request lines it receives; that is the
+    # server's side, not the client's.
+    return "\n".join(
+        f"{record.name} {record.getMessage()}"
+        for record in caplog.records
+        if not record.name.startswith("werkzeug")
+    )
+
+
+def _assert_clean(text: str) -> None:
+    for value in CREDENTIALS:
+        assert value not in text
+
+
+def _refusing_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        host, port = probe.getsockname()
+    return f"http://{host}:{port}"
+
+
+def _error_texts(error: BaseException) -> str:
+    return "\n".join([str(error), repr(error), "".join(traceback.format_exception(error))])
+
+
+def test_config_repr_hides_the_secret() -> None:
+    config = config_for("https://qyapi.weixin.qq.com")
+    assert SECRET not in repr(config)
+    assert SECRET not in str(config)
+
+
+def test_client_and_token_provider_reprs_hide_credentials(httpserver: HTTPServer) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/cgi-bin/department/list").respond_with_json({"department": []})
+    with client_for(httpserver) as client:
+        client.list_departments()
+        _assert_clean(repr(client))
+        _assert_clean(repr(client._tokens))
+        _assert_clean(repr(client._tokens._memory))
+        _assert_clean(repr(client.stats))
+
+
+def test_logs_of_a_sync_with_retries_and_token_refresh_hold_no_credentials(
+    httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    httpserver.expect_oneshot_request("/cgi-bin/gettoken").respond_with_json(token_answer(TOKEN))
+    httpserver.expect_request("/cgi-bin/gettoken").respond_with_json(token_answer(TOKEN_2))
+    httpserver.expect_oneshot_request("/cgi-bin/department/list").respond_with_json(
+        {"errcode": 42001, "errmsg": f"access_token expired: {TOKEN}"}
+    )
+    httpserver.expect_oneshot_request("/cgi-bin/department/list").respond_with_data(status=502)
+    httpserver.expect_request("/cgi-bin/department/list").respond_with_json(
+        {"department": [{"id": 1}, {"id": 2}]}
+    )
+    httpserver.expect_oneshot_request("/cgi-bin/user/list").respond_with_json(
+        {"errcode": -1, "errmsg": f"busy, token={TOKEN_2}"}
+    )
+    httpserver.expect_request("/cgi-bin/user/list").respond_with_json({"userlist": []})
+    with client_for(httpserver) as client:
+        client.fetch_directory()
+    text = _our_log_text(caplog)
+    assert "urllib3.connectionpool" in text
+    assert "wecom_assets.wecom" in text
+    _assert_clean(text)
+
+
+def test_transport_error_text_is_redacted_and_not_chained(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    # requests puts the full URL, query string included, into connection-refused errors.
+    client = WeComClient(config_for(_refusing_url(), max_retries=1))
+    with client, pytest.raises(WeComError) as caught:
+        client.list_departments()
+    error = caught.value
+    assert "corpsecret=***" in str(error)
+    assert error.__cause__ is None
+    assert error.__context__ is None
+    _assert_clean(_error_texts(error))
+    _assert_clean(_our_log_text(caplog))
+
+
+def test_dropped_connection_error_is_transient_and_clean() -> None:
+    with closing_server() as url:
+        client = WeComClient(config_for(url, max_retries=1))
+        with client, pytest.raises(WeComError) as caught:
+            client.list_departments()
+    assert "Connection aborted" in str(caught.value)
+    _assert_clean(_error_texts(caught.value))
+
+
+def test_errmsg_echoing_a_token_is_redacted(httpserver: HTTPServer) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/cgi-bin/department/list").respond_with_json(
+        {"errcode": 60003, "errmsg": f"bad request /cgi-bin/x?access_token={TOKEN} token {TOKEN}"}
+    )
+    with client_for(httpserver) as client, pytest.raises(WeComError) as caught:
+        client.list_departments()
+    _assert_clean(_error_texts(caught.value))
+    assert caught.value.errmsg is not None
+    _assert_clean(caught.value.errmsg)
+
+
+def test_wrong_secret_error_holds_no_secret(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/cgi-bin/gettoken").respond_with_json(
+        {"errcode": 40001, "errmsg": f"invalid credential, corpsecret={SECRET}"}
+    )
+    with client_for(httpserver) as client, pytest.raises(WeComError) as caught:
+        client.list_departments()
+    _assert_clean(_error_texts(caught.value))
+    assert calls_to(httpserver, "gettoken") == 1
+
+
+def test_token_cache_file_holds_no_secret(httpserver: HTTPServer, tmp_path: object) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/cgi-bin/department/list").respond_with_json({"department": []})
+    with client_for(httpserver, token_cache_dir=tmp_path) as client:
+        client.list_departments()
+        cache_path = client._tokens.cache_path
+    assert isinstance(client._tokens, TokenProvider)
+    assert cache_path is not None
+    assert SECRET not in cache_path.name
+    assert SECRET not in cache_path.read_text()
+
+
+def test_redactor_masks_credential_parameters_and_known_values() -> None:
+    redact = Redactor((SECRET,))
+    redact.add(TOKEN)
+    text = (
+        f"GET /cgi-bin/gettoken?corpid=ww1&corpsecret={SECRET} "
+        f"/x?access_token%3D{TOKEN}&id=2 bare {TOKEN} and {SECRET}"
+    )
+    redacted = redact(text)
+    _assert_clean(redacted)
+    assert "corpid=ww1" in redacted
+    assert "&id=2" in redacted
+
+
+def test_url_parameter_redaction_keeps_other_parameters() -> None:
+    assert (
+        redact_url_params("/cgi-bin/user/list?access_token=abc&department_id=5")
+        == "/cgi-bin/user/list?access_token=***&department_id=5"
+    )

@@ -1,0 +1,157 @@
+"""The token cache file lets processes share one token; a broken cache never breaks a sync."""
+
+from __future__ import annotations
+
+import json
+import logging
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from client_helpers import CORP_ID, SECRET, FakeClock, FakeGettoken
+
+from wecom_assets.wecom.tokens import TokenProvider, cache_file_name
+
+
+def _provider(fetch: FakeGettoken, clock: FakeClock, cache_dir: Path) -> TokenProvider:
+    return TokenProvider(
+        fetch,
+        corp_id=CORP_ID,
+        corp_secret=SECRET,
+        cache_dir=cache_dir,
+        refresh_margin=300.0,
+        clock=clock,
+    )
+
+
+def _cache_file(cache_dir: Path) -> Path:
+    return cache_dir / cache_file_name(CORP_ID, SECRET)
+
+
+def test_cache_file_is_private_and_holds_token_and_times_only(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "wecom"
+    clock = FakeClock()
+    _provider(FakeGettoken(), clock, cache_dir).get()
+    path = _cache_file(cache_dir)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
+    data = json.loads(path.read_text())
+    assert set(data) == {"token", "expires_at", "fetched_at"}
+    assert data["token"] == "token-1"
+    assert data["expires_at"] == clock.now + 7200
+    assert SECRET not in path.name
+    assert CORP_ID in path.name
+
+
+def test_apps_with_different_secrets_use_different_files() -> None:
+    assert cache_file_name(CORP_ID, "secret-a") != cache_file_name(CORP_ID, "secret-b")
+
+
+def test_second_provider_reuses_the_cached_token(tmp_path: Path) -> None:
+    clock = FakeClock()
+    first, second = FakeGettoken(), FakeGettoken()
+    assert _provider(first, clock, tmp_path).get() == "token-1"
+    assert _provider(second, clock, tmp_path).get() == "token-1"
+    assert second.calls == 0
+
+
+def test_stale_cached_token_is_refetched_and_rewritten(tmp_path: Path) -> None:
+    clock = FakeClock()
+    _provider(FakeGettoken(), clock, tmp_path).get()
+    clock.advance(7200)
+    later = FakeGettoken()
+    assert _provider(later, clock, tmp_path).get() == "token-1"
+    assert later.calls == 1
+    assert json.loads(_cache_file(tmp_path).read_text())["expires_at"] == clock.now + 7200
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["", "{not json", "[]", '{"token": 5, "expires_at": 1, "fetched_at": 0}', '{"token": "x"}'],
+)
+def test_broken_cache_file_is_a_miss_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: str
+) -> None:
+    _cache_file(tmp_path).write_text(content)
+    fetch = FakeGettoken()
+    provider = _provider(fetch, FakeClock(), tmp_path)
+    assert provider.get() == "token-1"
+    assert provider.get() == "token-1"
+    assert fetch.calls == 1
+    assert "malformed" in caplog.text
+    assert json.loads(_cache_file(tmp_path).read_text())["token"] == "token-1"
+
+
+def test_unusable_cache_dir_falls_back_to_memory_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    fetch = FakeGettoken()
+    provider = _provider(fetch, FakeClock(), blocker / "cache")
+    with caplog.at_level(logging.WARNING):
+        assert provider.get() == "token-1"
+        assert provider.get() == "token-1"
+        provider.invalidate("token-1")
+        assert provider.get() == "token-2"
+    assert fetch.calls == 2
+    assert "disabled" in caplog.text
+    assert provider.cache_path is None
+
+
+def test_invalidate_removes_the_file_only_when_it_holds_that_token(tmp_path: Path) -> None:
+    clock = FakeClock()
+    ours = _provider(FakeGettoken(), clock, tmp_path)
+    failed = ours.get()
+    # Another process already replaced the failed token with a newer one.
+    _cache_file(tmp_path).write_text(
+        json.dumps({"token": "newer", "expires_at": clock.now + 7200, "fetched_at": clock.now})
+    )
+    ours.invalidate(failed)
+    assert json.loads(_cache_file(tmp_path).read_text())["token"] == "newer"
+    assert ours.get() == "newer"
+    ours.invalidate("newer")
+    assert not _cache_file(tmp_path).exists()
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from wecom_assets.wecom.tokens import TokenGrant, TokenProvider
+
+    cache_dir, counter, start_at = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
+
+    def fetch():
+        with counter.open("a") as handle:
+            handle.write("x")
+        time.sleep(0.2)
+        return TokenGrant("shared-token", 7200)
+
+    provider = TokenProvider(
+        fetch, corp_id="ww1", corp_secret="s", cache_dir=cache_dir, refresh_margin=300
+    )
+    time.sleep(max(0.0, start_at - time.time()))
+    print(provider.get())
+    """
+)
+
+
+def test_processes_starting_together_fetch_once(tmp_path: Path) -> None:
+    counter = tmp_path / "fetches"
+    start_at = time.time() + 1.0
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(tmp_path / "cache"), str(counter), str(start_at)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    outputs = [child.communicate(timeout=30)[0].strip() for child in children]
+    assert outputs == ["shared-token"] * 6
+    assert counter.read_text() == "x"
