@@ -1,0 +1,204 @@
+"""Command line: ``python -m wecom_assets.sandbox generate|serve|stats``.
+
+``serve`` is meant to be started by scripts and tests: it announces its URL on stdout and, with
+``--port-file``, writes it to a file only once the socket is bound (atomically, so a reader
+polling for the file never sees it half-written), and it exits cleanly on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from wecom_assets.sandbox.config import FaultConfig, SandboxConfig
+from wecom_assets.sandbox.org import generate_org, load_org, save_org
+from wecom_assets.sandbox.server import SandboxServer
+
+
+def _department_ids(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ids, got {text!r}") from exc
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m wecom_assets.sandbox",
+        description="Local simulator of the WeCom (企业微信) contact API, for demos and tests.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    generate = commands.add_parser(
+        "generate",
+        help="write a generated org to a JSON file",
+        description="Write a deterministic, realistic org (same seed, same org) to a JSON file.",
+    )
+    generate.add_argument("--users", type=int, default=3000, help="number of users (3000)")
+    generate.add_argument(
+        "--departments", type=int, default=300, help="number of departments incl. the top (300)"
+    )
+    generate.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    generate.add_argument("--max-depth", type=int, default=8, help="levels of the tree (8)")
+    generate.add_argument("--corp-id", help="corp id to use instead of the generated one")
+    generate.add_argument("--corp-secret", help="secret to use instead of the generated one")
+    generate.add_argument("--out", type=Path, required=True, help="org JSON file to write")
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the contact API from an org file",
+        description=(
+            "Serve the WeCom contact API under /cgi-bin/ from an org file until SIGTERM or "
+            "SIGINT. The corp id and secret are those in the org file."
+        ),
+    )
+    serve.add_argument("--org", type=Path, required=True, help="org JSON file (see generate)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (0)")
+    serve.add_argument(
+        "--port-file", type=Path, help="write the URL here once listening (atomically)"
+    )
+    behaviour = serve.add_argument_group("API behaviour")
+    behaviour.add_argument("--latency-ms", type=float, default=0.0, help="delay per API answer")
+    behaviour.add_argument(
+        "--rate-limit-per-minute", type=int, help="calls per API path per window (errcode 45009)"
+    )
+    behaviour.add_argument(
+        "--rate-limit-window", type=float, default=60.0, help="window in seconds (60)"
+    )
+    behaviour.add_argument("--token-ttl", type=int, default=7200, help="token life, s (7200)")
+    behaviour.add_argument(
+        "--invalidate-every", type=int, help="invalidate the token after N API calls (40014)"
+    )
+    behaviour.add_argument(
+        "--visible",
+        type=_department_ids,
+        metavar="IDS",
+        help="visible range: comma-separated root department ids, e.g. 2,5 (whole org)",
+    )
+    faults = serve.add_argument_group("injected faults (probability per API call)")
+    faults.add_argument("--busy-rate", type=float, default=0.0, help='errcode -1 "system busy"')
+    faults.add_argument("--http-5xx-rate", type=float, default=0.0, help="HTTP 502/503 page")
+    faults.add_argument("--drop-rate", type=float, default=0.0, help="close without answering")
+    faults.add_argument(
+        "--truncate-rate", type=float, default=0.0, help="send half the body, then close"
+    )
+    faults.add_argument(
+        "--bad-json-rate", type=float, default=0.0, help="complete answer with cut-off JSON"
+    )
+    faults.add_argument("--fail-after", type=int, help="HTTP 503 for every call after N calls")
+    faults.add_argument(
+        "--gettoken-faults", action="store_true", help="inject faults into gettoken too"
+    )
+    faults.add_argument("--seed", type=int, default=0, help="seed of the fault generator (0)")
+
+    stats = commands.add_parser(
+        "stats",
+        help="print a running sandbox's call counts as JSON",
+        description="Print the call counts of a running sandbox as JSON.",
+    )
+    stats.add_argument("--url", required=True, help="sandbox URL, e.g. http://127.0.0.1:43123")
+    stats.add_argument("--reset", action="store_true", help="zero the counts after printing")
+    return parser
+
+
+def _generate(args: argparse.Namespace) -> int:
+    org = generate_org(
+        users=args.users,
+        departments=args.departments,
+        seed=args.seed,
+        max_depth=args.max_depth,
+        corp_id=args.corp_id,
+        corp_secret=args.corp_secret,
+    )
+    save_org(org, args.out)
+    print(f"wrote {args.out}: {len(org['departments'])} departments, {len(org['users'])} users")
+    return 0
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    org = load_org(args.org)
+    config = SandboxConfig(
+        latency_ms=args.latency_ms,
+        rate_limit_per_minute=args.rate_limit_per_minute,
+        rate_limit_window=args.rate_limit_window,
+        token_ttl=args.token_ttl,
+        invalidate_every=args.invalidate_every,
+        visible_department_ids=args.visible,
+        faults=FaultConfig(
+            busy_rate=args.busy_rate,
+            http_5xx_rate=args.http_5xx_rate,
+            drop_rate=args.drop_rate,
+            truncate_rate=args.truncate_rate,
+            bad_json_rate=args.bad_json_rate,
+            fail_after=args.fail_after,
+            gettoken_faults=args.gettoken_faults,
+        ),
+        seed=args.seed,
+    )
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    server = SandboxServer(org, config, host=args.host, port=args.port).start()
+    try:
+        if args.port_file is not None:
+            _write_atomically(args.port_file, server.url)
+        print(f"WeCom sandbox listening on {server.url}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    base = args.url.rstrip("/")
+    with urllib.request.urlopen(f"{base}/sandbox/stats", timeout=10) as response:
+        stats: Any = json.load(response)
+    print(json.dumps(stats, ensure_ascii=False, indent=2))
+    if args.reset:
+        request = urllib.request.Request(f"{base}/sandbox/reset", data=b"{}", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "generate":
+            return _generate(args)
+        if args.command == "serve":
+            return _serve(args)
+        return _stats(args)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

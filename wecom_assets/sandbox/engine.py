@@ -1,0 +1,305 @@
+"""The simulated WeCom service, independent of HTTP: one request in, one :class:`Reply` out.
+
+The order of checks follows what a client of the real API sees: latency, then faults in front of
+the API (gateway errors, resets, "system busy"), then the access token, then the per-API rate
+limit, then the endpoint itself. All mutable state (tokens, limits, fault generator, stats) sits
+behind one lock, held only for bookkeeping, never while sleeping or encoding answers.
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import itertools
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from wecom_assets.sandbox import faults as fault_kinds
+from wecom_assets.sandbox.config import SandboxConfig, apply_changes, validate
+from wecom_assets.sandbox.endpoints import ENDPOINTS
+from wecom_assets.sandbox.faults import FaultInjector
+from wecom_assets.sandbox.index import ApiError, OrgIndex, encode
+from wecom_assets.sandbox.org import check_org
+from wecom_assets.sandbox.ratelimit import SlidingWindowLimiter
+from wecom_assets.sandbox.stats import Stats
+from wecom_assets.sandbox.tokens import TokenRegistry
+
+JSON_TYPE = "application/json; charset=UTF-8"
+HTML_TYPE = "text/html; charset=UTF-8"
+
+SEND = "send"
+DROP = "drop"
+TRUNCATE = "truncate"
+
+ERRMSG: dict[int, str] = {
+    -1: "system busy",
+    40001: "invalid credential",
+    40013: "invalid corpid",
+    40014: "invalid access_token",
+    40058: "invalid Request Parameter",
+    41001: "access_token missing",
+    42001: "access_token expired",
+    43002: "require POST method",
+    45009: "api freq out of limit",
+    47001: "data format error",
+    60003: "department not found",
+    60011: "no privilege to access/modify contact/party/agent",
+    60111: "userid not found",
+    60123: "invalid party id",
+}
+
+_GATEWAY_PAGE = (
+    "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+    "<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+_REASONS = {404: "Not Found", 502: "Bad Gateway", 503: "Service Temporarily Unavailable"}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer for the HTTP layer: what to send, and how (whole, cut off, or not at all)."""
+
+    status: int
+    body: bytes
+    content_type: str = JSON_TYPE
+    action: str = SEND
+    errcode: int | None = None
+
+
+def html_reply(status: int) -> Reply:
+    """An nginx-style error page, as a gateway in front of the API answers."""
+    page = _GATEWAY_PAGE.format(status=status, reason=_REASONS.get(status, "Error"))
+    return Reply(status, page.encode(), HTML_TYPE)
+
+
+class SandboxEngine:
+    """Answers WeCom API requests from an org; thread-safe."""
+
+    def __init__(
+        self,
+        org: dict[str, Any],
+        config: SandboxConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        check_org(org)
+        self._config = config if config is not None else SandboxConfig()
+        validate(self._config)
+        self._lock = threading.Lock()
+        self._org = org
+        self._index = OrgIndex(org, self._config.visible_department_ids)
+        self._tokens = TokenRegistry(clock)
+        self._limiter = SlidingWindowLimiter(clock)
+        self._faults = FaultInjector(self._config.seed)
+        self._stats = Stats()
+        self._hints = itertools.count(1)
+
+    @property
+    def config(self) -> SandboxConfig:
+        """The current settings (a copy; change them with :meth:`update_config`)."""
+        return copy.deepcopy(self._config)
+
+    @property
+    def org(self) -> dict[str, Any]:
+        """The org being served (the whole org, not the visible view)."""
+        return self._org
+
+    def update_config(self, changes: Mapping[str, Any]) -> SandboxConfig:
+        """Apply setting changes at once, for calls that start after this returns.
+
+        Raises:
+            ValueError: On an unknown setting or invalid value; nothing is changed then.
+        """
+        new = apply_changes(self._config, changes)
+        index = None
+        if new.visible_department_ids != self._config.visible_department_ids:
+            index = OrgIndex(self._org, new.visible_department_ids)
+        with self._lock:
+            if index is not None:
+                self._index = index
+            if "seed" in changes:
+                self._faults.reseed(new.seed)
+            if new.faults.fail_after != self._config.faults.fail_after:
+                self._faults.restart_outage_count()
+            if "invalidate_every" in changes:
+                self._tokens.reset_uses()
+            self._config = new
+        return self.config
+
+    def replace_org(self, org: dict[str, Any]) -> None:
+        """Serve another org from now on (an org that changed between syncs).
+
+        Tokens stay valid when the corp id and secret are unchanged, as they would in WeCom.
+
+        Raises:
+            ValueError: When ``org`` does not have the org shape.
+        """
+        check_org(org)
+        index = OrgIndex(org, self._config.visible_department_ids)
+        with self._lock:
+            same_app = (org["corp_id"], org["corp_secret"]) == (
+                self._org["corp_id"],
+                self._org["corp_secret"],
+            )
+            if not same_app:
+                self._tokens.invalidate_all()
+            self._org = org
+            self._index = index
+
+    def stats(self) -> dict[str, Any]:
+        """A snapshot of the counts (see :class:`~wecom_assets.sandbox.stats.Stats`)."""
+        with self._lock:
+            return self._stats.snapshot()
+
+    def reset_stats(self) -> None:
+        """Zero the counts; tokens, limits and settings stay as they are."""
+        with self._lock:
+            self._stats.reset()
+            self._faults.restart_outage_count()
+
+    def connection_opened(self) -> None:
+        """Count a client connection (keep-alive clients open few)."""
+        with self._lock:
+            self._stats.connections += 1
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        body: bytes,
+        client_ip: str = "127.0.0.1",
+    ) -> Reply:
+        """Answer one request to ``/cgi-bin/<path>``.
+
+        Args:
+            method: HTTP method.
+            path: API path below ``/cgi-bin/``, e.g. ``"user/list"``.
+            query: Query parameters (first value of each).
+            body: Request body.
+            client_ip: Shown in error messages, as WeCom does.
+        """
+        is_token = path == "gettoken"
+        endpoint = ENDPOINTS.get(path)
+        if not is_token and endpoint is None:
+            return html_reply(404)
+        config = self._config
+        with self._lock:
+            self._stats.begin_request()
+        try:
+            if config.latency_ms:
+                time.sleep(config.latency_ms / 1000)
+            with self._lock:
+                if is_token:
+                    self._stats.gettoken += 1
+                else:
+                    self._stats.calls[path] += 1
+                fault = None
+                if not is_token or config.faults.gettoken_faults:
+                    fault = self._faults.pick(config.faults)
+                if fault is not None:
+                    self._stats.faults[fault] += 1
+                gateway_status = (
+                    self._faults.gateway_status() if fault == fault_kinds.HTTP_5XX else 503
+                )
+            reply = self._answer(
+                fault, gateway_status, is_token, method, path, query, body, client_ip
+            )
+            if is_token and reply.errcode != 0:
+                with self._lock:
+                    self._stats.gettoken_failed += 1
+            return reply
+        finally:
+            with self._lock:
+                self._stats.end_request()
+
+    def _answer(
+        self,
+        fault: str | None,
+        gateway_status: int,
+        is_token: bool,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        body: bytes,
+        client_ip: str,
+    ) -> Reply:
+        if fault in (fault_kinds.OUTAGE, fault_kinds.HTTP_5XX):
+            return html_reply(gateway_status)
+        if fault == fault_kinds.DROP:
+            return Reply(0, b"", action=DROP)
+        if fault == fault_kinds.BUSY:
+            with self._lock:
+                self._stats.errcodes[-1] += 1
+            return Reply(200, encode({"errcode": -1, "errmsg": ERRMSG[-1]}), errcode=-1)
+        if is_token:
+            reply = self._gettoken(query, client_ip)
+        else:
+            reply = self._call(method, path, query, body, client_ip)
+        if fault == fault_kinds.TRUNCATE:
+            return Reply(reply.status, reply.body, reply.content_type, TRUNCATE, reply.errcode)
+        if fault == fault_kinds.BAD_JSON:
+            return Reply(reply.status, reply.body[: len(reply.body) // 2], errcode=reply.errcode)
+        return reply
+
+    def _error(self, errcode: int, client_ip: str) -> Reply:
+        """An error answer in WeCom's format, counted. Caller must not hold the lock."""
+        with self._lock:
+            self._stats.errcodes[errcode] += 1
+        hint = f"{int(time.time())}_{next(self._hints)}"
+        errmsg = (
+            f"{ERRMSG.get(errcode, 'error')}, hint: [{hint}], from ip: {client_ip}, "
+            f"more info at https://open.work.weixin.qq.com/devtool/query?e={errcode}"
+        )
+        return Reply(200, encode({"errcode": errcode, "errmsg": errmsg}), errcode=errcode)
+
+    def _gettoken(self, query: Mapping[str, str], client_ip: str) -> Reply:
+        config = self._config
+        with self._lock:
+            index = self._index
+            if not hmac.compare_digest(query.get("corpid", ""), index.corp_id):
+                errcode = 40013
+            elif not hmac.compare_digest(query.get("corpsecret", ""), index.corp_secret):
+                errcode = 40001
+            elif not self._limiter.allow(
+                "gettoken", config.rate_limit_per_minute, config.rate_limit_window
+            ):
+                errcode = 45009
+            else:
+                errcode = 0
+                token, expires_in, is_new = self._tokens.issue(config.token_ttl)
+                if is_new:
+                    self._stats.issued_tokens.append(token)
+        if errcode:
+            return self._error(errcode, client_ip)
+        payload = {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": expires_in}
+        return Reply(200, encode(payload), errcode=0)
+
+    def _call(
+        self, method: str, path: str, query: Mapping[str, str], body: bytes, client_ip: str
+    ) -> Reply:
+        config = self._config
+        endpoint = ENDPOINTS[path]
+        token = query.get("access_token", "")
+        with self._lock:
+            index = self._index
+            errcode = self._tokens.check(token) if token else 41001
+            if errcode == 0:
+                if not self._limiter.allow(
+                    path, config.rate_limit_per_minute, config.rate_limit_window
+                ):
+                    errcode = 45009
+                elif self._tokens.record_use(token, config.invalidate_every):
+                    self._stats.tokens_invalidated += 1
+        if errcode:
+            return self._error(errcode, client_ip)
+        if endpoint.method == "POST" and method != "POST":
+            return self._error(43002, client_ip)
+        try:
+            answer = endpoint.handler(index, query, body)
+        except ApiError as exc:
+            return self._error(exc.errcode, client_ip)
+        return Reply(200, answer, errcode=0)
