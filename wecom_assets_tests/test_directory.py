@@ -1,0 +1,145 @@
+"""Users of all departments are fetched concurrently, merged once per userid, in stable order."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import pytest
+from client_helpers import TOKEN, calls_to, client_for, expect_token
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from wecom_assets.wecom import (
+    Department,
+    User,
+    WeComApiError,
+    WeComPermissionError,
+    WeComTransientError,
+)
+from wecom_assets.wecom.directory import FetchCancelled, fetch_directory, fetch_users
+
+
+def _user(userid: str, *departments: int) -> User:
+    return User.from_api({"userid": userid, "department": list(departments)})
+
+
+def _departments(*ids: int) -> list[Department]:
+    return [Department.from_api({"id": i, "parentid": 0 if i == 1 else 1}) for i in ids]
+
+
+def test_user_in_several_departments_appears_once_with_first_seen_case() -> None:
+    members = {1: [_user("ZhangSan", 1, 2)], 2: [_user("zhangsan", 1, 2), _user("li", 2)]}
+    users = fetch_users([1, 2], lambda d, _: members[d], max_concurrency=4)
+    assert [u.userid for u in users] == ["ZhangSan", "li"]
+
+
+def test_result_order_follows_department_order_not_completion_order() -> None:
+    rng = random.Random(3)
+    delays = {d: rng.uniform(0, 0.01) for d in range(1, 41)}
+
+    def list_users(department_id: int, _: threading.Event) -> list[User]:
+        time.sleep(delays[department_id])
+        return [_user(f"u{department_id}", department_id)]
+
+    users = fetch_users(range(1, 41), list_users, max_concurrency=8)
+    assert [u.userid for u in users] == [f"u{d}" for d in range(1, 41)]
+
+
+def test_no_more_than_max_concurrency_calls_run_at_once() -> None:
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def list_users(department_id: int, _: threading.Event) -> list[User]:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.002)
+        with lock:
+            running -= 1
+        return []
+
+    fetch_users(range(100), list_users, max_concurrency=5)
+    assert 1 < peak <= 5
+
+
+def test_first_failure_cancels_the_remaining_departments() -> None:
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def list_users(department_id: int, cancel: threading.Event) -> list[User]:
+        with lock:
+            started.append(department_id)
+        if department_id == 3:
+            raise WeComApiError("department 3 broke", path="user/list", errcode=60003)
+        time.sleep(0.001)
+        if cancel.is_set():
+            raise FetchCancelled("user/list")
+        return []
+
+    with pytest.raises(WeComApiError, match="department 3 broke"):
+        fetch_users(range(1000), list_users, max_concurrency=4)
+    assert len(started) < 100
+
+
+def test_department_that_left_the_visible_range_names_it_and_the_setting() -> None:
+    def list_users(department_id: int, _: threading.Event) -> list[User]:
+        if department_id == 7:
+            raise WeComPermissionError("outside", path="user/list", errcode=60011, errmsg="no")
+        return []
+
+    with pytest.raises(WeComPermissionError) as caught:
+        fetch_users([1, 7, 9], list_users, max_concurrency=2)
+    assert "department 7" in str(caught.value)
+    assert "visible range" in str(caught.value)
+    assert caught.value.errcode == 60011
+
+
+def test_directory_keeps_departments_in_api_order() -> None:
+    departments = _departments(1, 30, 5, 12)
+    directory = fetch_directory(departments, lambda d, _: [], max_concurrency=2)
+    assert [d.id for d in directory.departments] == [1, 30, 5, 12]
+    assert directory.users == ()
+
+
+def test_client_fetch_directory_makes_one_call_per_department(httpserver: HTTPServer) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/cgi-bin/department/list").respond_with_json(
+        {"department": [{"id": i, "parentid": max(0, i - 1)} for i in range(1, 31)]}
+    )
+
+    def members(request: Request) -> Response:
+        department = int(request.args["department_id"])
+        users = [
+            {"userid": f"U{department}", "department": [department]},
+            {"userid": "Everyone", "department": list(range(1, 31))},
+        ]
+        return Response(
+            Response.json_module.dumps({"errcode": 0, "userlist": users}),
+            content_type="application/json",
+        )
+
+    httpserver.expect_request("/cgi-bin/user/list").respond_with_handler(members)
+    with client_for(httpserver, max_concurrency=6) as client:
+        directory = client.fetch_directory()
+        stats = client.stats
+    assert len(directory.departments) == 30
+    assert [u.userid for u in directory.users] == ["U1", "Everyone"] + [
+        f"U{i}" for i in range(2, 31)
+    ]
+    assert dict(stats.calls) == {"gettoken": 1, "department/list": 1, "user/list": 30}
+
+
+def test_client_fetch_users_raises_the_failure_of_a_department(httpserver: HTTPServer) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request(
+        "/cgi-bin/user/list", query_string={"access_token": TOKEN, "department_id": "2"}
+    ).respond_with_data(status=503)
+    httpserver.expect_request("/cgi-bin/user/list").respond_with_json({"userlist": []})
+    with client_for(httpserver, max_retries=1) as client:
+        with pytest.raises(WeComTransientError, match="department 2"):
+            client.fetch_users([1, 2, 3])
+    assert calls_to(httpserver, "user/list") >= 2
