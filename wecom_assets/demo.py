@@ -60,6 +60,8 @@ def _log(message: str) -> None:
 def prepare_dagster_home() -> Path:
     """A persistent instance directory with this repository's instance config."""
     DAGSTER_HOME.mkdir(exist_ok=True)
+    # Each demo starts a new sandbox, which never issued the tokens cached by the previous one.
+    shutil.rmtree(DAGSTER_HOME / ".wecom", ignore_errors=True)
     shutil.copyfile(ROOT / "dagster.yaml", DAGSTER_HOME / "dagster.yaml")
     return DAGSTER_HOME
 
