@@ -49,33 +49,64 @@ def test_each_path_has_its_own_window() -> None:
     assert limiter.acquire("user/list") == pytest.approx(60.0)
 
 
-def test_slow_down_halves_the_allowance_until_a_quiet_window_passes() -> None:
+def test_slow_down_halves_the_calls_of_the_current_window() -> None:
     clock = FakeClock()
     limiter = _limiter(1000, clock)
+    for _ in range(400):
+        limiter.acquire("user/list")
     limiter.slow_down("user/list")
-    assert limiter.limit_for("user/list") == 500
-    limiter.slow_down("user/list")
-    assert limiter.limit_for("user/list") == 250
+    assert limiter.limit_for("user/list") == 200
     assert limiter.limit_for("department/list") == 1000
-    clock.advance(60)
-    assert limiter.limit_for("user/list") == 1000
 
 
-def test_slowed_path_waits_once_over_the_reduced_allowance() -> None:
+def test_slowed_path_waits_until_the_window_drains() -> None:
     clock = FakeClock()
-    limiter = _limiter(4, clock)
-    limiter.acquire("p")
-    limiter.acquire("p")
+    limiter = _limiter(1000, clock)
+    for _ in range(400):
+        limiter.acquire("user/list")
+    limiter.slow_down("user/list")
+    assert limiter.acquire("user/list") == pytest.approx(60.0)
+
+
+def test_allowance_recovers_after_a_quiet_window() -> None:
+    clock = FakeClock()
+    limiter = _limiter(1000, clock)
+    for _ in range(400):
+        limiter.acquire("p")
     limiter.slow_down("p")
-    assert limiter.acquire("p") > 0
+    clock.advance(60)
+    assert limiter.limit_for("p") == 1000
 
 
-def test_slow_down_never_goes_below_one_call() -> None:
+def test_simultaneous_slow_downs_count_once() -> None:
     clock = FakeClock()
-    limiter = _limiter(2, clock)
-    for _ in range(5):
+    limiter = _limiter(1000, clock)
+    for _ in range(400):
+        limiter.acquire("p")
+    for _ in range(16):
         limiter.slow_down("p")
-    assert limiter.limit_for("p") == 1
+    assert limiter.limit_for("p") == 200
+    clock.advance(5)
+    limiter.slow_down("p")
+    assert limiter.limit_for("p") == 100
+
+
+def test_slow_down_never_goes_below_a_sixteenth_of_the_limit() -> None:
+    clock = FakeClock()
+    limiter = _limiter(1600, clock)
+    limiter.acquire("p")
+    for _ in range(10):
+        limiter.slow_down("p")
+        clock.advance(5)
+    assert limiter.limit_for("p") == 100
+
+
+def test_short_windows_are_supported() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(2, window=0.5, clock=clock, sleep=clock.sleep)
+    limiter.acquire("p")
+    limiter.acquire("p")
+    assert limiter.acquire("p") == pytest.approx(0.5)
 
 
 def test_threads_share_one_window() -> None:
@@ -114,3 +145,8 @@ def test_threads_share_one_window() -> None:
 def test_limit_below_one_is_rejected() -> None:
     with pytest.raises(ValueError):
         RateLimiter(0)
+
+
+def test_window_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        RateLimiter(1, window=0)

@@ -62,10 +62,12 @@ class ClientConfig:
         request_timeout: Connect and read timeout of each HTTP request, in seconds.
         max_retries: Extra attempts per call after transient failures.
         retry_max_seconds: Time budget of one call's retries, in seconds.
-        rate_limit_per_minute: Calls per API path in any 60-second window.
+        rate_limit_per_minute: Calls per API path in any rate-limit window.
         token_refresh_margin: Seconds before expiry at which a token is refreshed.
         retry_base_delay: First backoff ceiling in seconds; doubles per retry (full jitter).
         retry_max_delay: Largest backoff between two attempts, in seconds.
+        rate_limit_window: Length of the rate-limit window in seconds; WeCom counts per minute
+            (60), a simulator may use a shorter one.
     """
 
     corp_id: str
@@ -80,6 +82,7 @@ class ClientConfig:
     token_refresh_margin: float = 300.0
     retry_base_delay: float = 0.5
     retry_max_delay: float = 10.0
+    rate_limit_window: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.corp_id or not self.corp_id.strip():
@@ -98,6 +101,7 @@ class ClientConfig:
             "max_concurrency": self.max_concurrency,
             "request_timeout": self.request_timeout,
             "rate_limit_per_minute": self.rate_limit_per_minute,
+            "rate_limit_window": self.rate_limit_window,
             "retry_max_seconds": self.retry_max_seconds,
         }
         for name, value in positive.items():
@@ -156,7 +160,9 @@ class WeComClient:
         self._transport = Transport(
             self._session, config.base_url, config.request_timeout, self._redact, self._stats, clock
         )
-        self._limiter = RateLimiter(config.rate_limit_per_minute, clock=clock, sleep=sleep)
+        self._limiter = RateLimiter(
+            config.rate_limit_per_minute, window=config.rate_limit_window, clock=clock, sleep=sleep
+        )
         self._tokens = TokenProvider(
             self._fetch_token,
             corp_id=config.corp_id,

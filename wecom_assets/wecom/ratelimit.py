@@ -1,4 +1,4 @@
-"""Client-side rate limiter: a sliding 60-second window per API path.
+"""Client-side rate limiter: a sliding window per API path.
 
 WeCom limits each API per corp per minute (10,000/min/API today, 1,000 in older docs) and answers
 45009 once over it, then blocks the API for the rest of the window. A sliding window admits bursts
@@ -14,37 +14,49 @@ from collections import deque
 from collections.abc import Callable
 
 WINDOW_SECONDS = 60.0
+# After a rate-limit answer the allowance never drops below this fraction of the configured
+# limit, so a burst of 45009s cannot throttle a sync to a crawl for good.
+_FLOOR_FRACTION = 16
+# Concurrent workers hit 45009 together; within this part of a window they count as one signal.
+_SLOW_DOWN_COOLDOWN_FRACTION = 12
 
 
 class RateLimiter:
     """Per-path sliding-window limiter shared by all threads of one client.
 
-    ``acquire`` blocks (sleeps) until a call may start; it never fails. ``slow_down`` halves the
-    path's allowance after WeCom answered 45009/45033 anyway (another process or host shares the
-    corp's quota); the allowance returns to the configured limit once a full window passes
-    without another slow-down.
+    ``acquire`` blocks (sleeps) until a call may start; it never fails. ``slow_down`` is the
+    adaptive part: when WeCom answers 45009/45033 anyway (another process or host shares the
+    corp's quota), the path's allowance drops to half of the calls made in the current window,
+    which pauses the path until WeCom's window has moved on. The configured allowance returns
+    once a full window passes without another slow-down.
     """
 
     def __init__(
         self,
-        limit_per_minute: int,
+        limit: int,
         *,
+        window: float = WINDOW_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """Create a limiter.
 
         Args:
-            limit_per_minute: Calls allowed per path in any 60-second window (at least 1).
+            limit: Calls allowed per path in any window (at least 1).
+            window: Window length in seconds (WeCom counts per minute).
             clock: Monotonic clock in seconds (injectable for tests).
             sleep: Sleep function (injectable for tests).
 
         Raises:
-            ValueError: ``limit_per_minute`` is below 1.
+            ValueError: ``limit`` is below 1 or ``window`` not positive.
         """
-        if limit_per_minute < 1:
-            raise ValueError("limit_per_minute must be at least 1")
-        self._limit = limit_per_minute
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if window <= 0:
+            raise ValueError("window must be positive")
+        self._limit = limit
+        self._window = window
+        self._floor = max(1, limit // _FLOOR_FRACTION)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -76,37 +88,48 @@ class RateLimiter:
         while True:
             with self._lock:
                 now = self._clock()
-                starts = self._starts.setdefault(path, deque())
-                horizon = now - WINDOW_SECONDS
-                while starts and starts[0] <= horizon:
-                    starts.popleft()
+                starts = self._window_of(path, now)
                 limit = self._current_limit(path, now)
                 if len(starts) < limit:
                     starts.append(now)
                     return waited
-                # The window frees a slot when the (len - limit + 1)-th oldest call ages out.
-                delay = starts[len(starts) - limit] + WINDOW_SECONDS - now
+                # A slot frees when the (len - limit + 1)-th oldest call leaves the window.
+                delay = starts[len(starts) - limit] + self._window - now
             delay = max(delay, 0.001)
             self._sleep(delay)
             waited += delay
 
     def slow_down(self, path: str) -> None:
-        """Halve the allowance for ``path`` after WeCom reported a rate or concurrency limit.
+        """Reduce the allowance for ``path`` after WeCom reported a rate or concurrency limit.
 
         Args:
             path: API path that answered 45009 or 45033.
         """
         with self._lock:
             now = self._clock()
+            reduced = self._reduced.get(path)
+            if (
+                reduced is not None
+                and now - reduced[1] < self._window / _SLOW_DOWN_COOLDOWN_FRACTION
+            ):
+                return
+            recent = len(self._window_of(path, now))
             current = self._current_limit(path, now)
-            self._reduced[path] = (max(1, current // 2), now)
+            self._reduced[path] = (max(self._floor, min(current, recent) // 2), now)
+
+    def _window_of(self, path: str, now: float) -> deque[float]:
+        starts = self._starts.setdefault(path, deque())
+        horizon = now - self._window
+        while starts and starts[0] <= horizon:
+            starts.popleft()
+        return starts
 
     def _current_limit(self, path: str, now: float) -> int:
         reduced = self._reduced.get(path)
         if reduced is None:
             return self._limit
         limit, since = reduced
-        if now - since >= WINDOW_SECONDS:
+        if now - since >= self._window:
             del self._reduced[path]
             return self._limit
         return limit
