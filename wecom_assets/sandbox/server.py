@@ -112,7 +112,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        logger.debug('"%s %s" %s', self.command, urlsplit(self.path).path, code)
+        # Paths only: query strings carry the token and the secret. A malformed request line
+        # leaves ``path`` unset.
+        logger.debug('"%s %s" %s', self.command, urlsplit(getattr(self, "path", "")).path, code)
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s", _redact(format % args))
@@ -254,7 +256,7 @@ class SandboxServer:
         httpd = _HTTPServer(self._address, self.engine)
         self._thread = threading.Thread(
             target=httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.02},
             name=f"wecom-sandbox-{httpd.server_port}",
             daemon=True,
         )
