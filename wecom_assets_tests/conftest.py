@@ -1,0 +1,47 @@
+"""Shared fixtures: a small generated org and a running sandbox that serves it."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from wecom_assets.sandbox.org import generate_org
+from wecom_assets.sandbox.server import SandboxConfig, SandboxServer
+
+
+@pytest.fixture(scope="session")
+def sandbox_org_template() -> dict[str, Any]:
+    """A small org (200 users, 30 departments), generated once per session; do not mutate."""
+    return generate_org(users=200, departments=30, seed=7)
+
+
+@pytest.fixture
+def sandbox_org(sandbox_org_template: dict[str, Any]) -> dict[str, Any]:
+    """A private copy of the small org, free to modify in the test."""
+    return copy.deepcopy(sandbox_org_template)
+
+
+@pytest.fixture
+def start_sandbox() -> Iterator[Callable[..., SandboxServer]]:
+    """Start sandboxes with ``start_sandbox(org, config=None)``; all stop after the test."""
+    servers: list[SandboxServer] = []
+
+    def start(org: dict[str, Any], config: SandboxConfig | None = None) -> SandboxServer:
+        server = SandboxServer(org, config).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def sandbox(
+    sandbox_org: dict[str, Any], start_sandbox: Callable[..., SandboxServer]
+) -> SandboxServer:
+    """A well-behaved sandbox serving ``sandbox_org`` on a free port."""
+    return start_sandbox(sandbox_org)
