@@ -143,3 +143,13 @@ def test_client_fetch_users_raises_the_failure_of_a_department(httpserver: HTTPS
         with pytest.raises(WeComTransientError, match="department 2"):
             client.fetch_users([1, 2, 3])
     assert calls_to(httpserver, "user/list") >= 2
+
+
+def test_failed_gettoken_is_not_repeated_by_every_worker(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/cgi-bin/gettoken").respond_with_json(
+        {"errcode": 60020, "errmsg": "not allow to access from your ip"}
+    )
+    with client_for(httpserver, max_concurrency=8) as client:
+        with pytest.raises(WeComPermissionError, match="trusted IP"):
+            client.fetch_users(range(1, 50))
+    assert calls_to(httpserver, "gettoken") == 1

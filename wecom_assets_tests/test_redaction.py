@@ -172,3 +172,18 @@ def test_url_parameter_redaction_keeps_other_parameters() -> None:
         redact_url_params("/cgi-bin/user/list?access_token=abc&department_id=5")
         == "/cgi-bin/user/list?access_token=***&department_id=5"
     )
+
+
+@pytest.mark.parametrize(
+    "logger_name", ["urllib3.connectionpool", "urllib3.util.retry", "urllib3.poolmanager"]
+)
+def test_urllib3_log_lines_with_urls_are_masked(
+    httpserver: HTTPServer, caplog: pytest.LogCaptureFixture, logger_name: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client_for(httpserver).close()
+    logging.getLogger(logger_name).debug(
+        "Incremented Retry for (url='%s')", f"/cgi-bin/user/list?access_token={TOKEN}&id=1"
+    )
+    assert "access_token=***&id=1" in caplog.text
+    assert TOKEN not in caplog.text

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from client_helpers import CORP_ID, SECRET, FakeClock, FakeGettoken
 
-from wecom_assets.wecom import WeComAuthError, WeComTransientError
+from wecom_assets.wecom import WeComAuthError, WeComPermissionError, WeComTransientError
 from wecom_assets.wecom.tokens import TokenProvider
 
 
@@ -106,3 +106,28 @@ def test_other_fetch_errors_propagate_and_are_tried_again_later() -> None:
         provider.get()
     fetch.error = None
     assert provider.get() == "token-2"
+
+
+def test_threads_waiting_on_a_failed_gettoken_share_the_failure() -> None:
+    fetch, clock = FakeGettoken(delay=0.05), FakeClock()
+    fetch.error = WeComPermissionError("add this host to the trusted IPs", errcode=60020)
+    provider = _provider(fetch, clock)
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        try:
+            provider.get()
+        except WeComPermissionError as exc:
+            with lock:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(errors) == 8
+    assert fetch.calls == 1
+    assert len({id(error) for error in errors}) == 8
+    assert all(getattr(error, "errcode", None) == 60020 for error in errors)

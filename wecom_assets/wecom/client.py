@@ -303,6 +303,9 @@ class WeComClient:
         """
         self._stats.enter()
         try:
+            # Get the token before fanning out, so that a gettoken failure (untrusted IP,
+            # wrong secret) surfaces once instead of once per worker thread.
+            self._tokens.get()
             return directory.fetch_users(
                 department_ids, self._list_users, self._config.max_concurrency
             )

@@ -87,9 +87,16 @@ class _UrlParamFilter(logging.Filter):
 
 _FILTER = _UrlParamFilter()
 
-# urllib3 logs every request line at DEBUG, query string included
-# ('"GET /cgi-bin/user/list?access_token=... HTTP/1.1" 200'); anyone enabling DEBUG would leak.
-_THIRD_PARTY_LOGGERS = ("urllib3.connectionpool",)
+# urllib3 logs request URLs, query string included: every request line at DEBUG
+# ('"GET /cgi-bin/user/list?access_token=... HTTP/1.1" 200'), retries, redirects and header
+# warnings. A filter on a logger applies only to records created by that very logger.
+_THIRD_PARTY_LOGGERS = (
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.poolmanager",
+    "urllib3.response",
+    "urllib3.util.retry",
+)
 
 
 def install_log_filters() -> None:

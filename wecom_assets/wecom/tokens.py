@@ -26,7 +26,7 @@ from pathlib import Path
 
 import filelock
 
-from wecom_assets.wecom.errors import WeComAuthError
+from wecom_assets.wecom.errors import WeComAuthError, WeComError
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,12 @@ class _CachedToken:
         # quarter of its life.
         lifetime = max(self.expires_at - self.fetched_at, 0.0)
         return self.expires_at - min(margin, lifetime / 4)
+
+
+def _copy(error: WeComError) -> WeComError:
+    # Raising one exception object again (and from several threads) would keep growing its
+    # traceback; each caller gets its own copy.
+    return type(error)(str(error), path=error.path, errcode=error.errcode, errmsg=error.errmsg)
 
 
 def cache_file_name(corp_id: str, corp_secret: str) -> str:
@@ -109,6 +115,8 @@ class TokenProvider:
         self._memory: _CachedToken | None = None
         self._auth_failures = 0
         self._auth_error: WeComAuthError | None = None
+        self._failures = 0
+        self._last_error: WeComError | None = None
         self._path: Path | None = None
         self._file_lock: filelock.FileLock | None = None
         self._dir_ready = False
@@ -140,12 +148,17 @@ class TokenProvider:
         cached = self._memory
         if cached is not None and self._is_fresh(cached):
             return cached.token
+        failures_before_wait = self._failures
         with self._lock:
             cached = self._memory
             if cached is not None and self._is_fresh(cached):
                 return cached.token
             if self._auth_error is not None and self._auth_failures >= MAX_AUTH_ATTEMPTS:
-                raise self._auth_error
+                raise _copy(self._auth_error)
+            if self._failures != failures_before_wait and self._last_error is not None:
+                # A gettoken failed while this thread waited for it: share that outcome, as
+                # waiters share a success, instead of calling gettoken once per worker thread.
+                raise _copy(self._last_error)
             if self._path is not None:
                 token = self._get_via_file()
                 if token is not None:
@@ -180,9 +193,12 @@ class TokenProvider:
     def _fetch_into_memory(self) -> _CachedToken:
         try:
             grant = self._fetch()
-        except WeComAuthError as exc:
-            self._auth_failures += 1
-            self._auth_error = exc
+        except WeComError as exc:
+            self._failures += 1
+            self._last_error = exc
+            if isinstance(exc, WeComAuthError):
+                self._auth_failures += 1
+                self._auth_error = exc
             raise
         now = self._clock()
         cached = _CachedToken(grant.token, expires_at=now + grant.expires_in, fetched_at=now)
