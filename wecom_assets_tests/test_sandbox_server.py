@@ -93,6 +93,11 @@ def test_gettoken_with_a_wrong_corp_id_answers_40013(sandbox: SandboxServer) -> 
     assert gettoken(sandbox, corpid="ww-wrong")["errcode"] == 40013
 
 
+def test_gettoken_with_non_ascii_credentials_answers_an_errcode(sandbox: SandboxServer) -> None:
+    assert gettoken(sandbox, corpid="企业")["errcode"] == 40013
+    assert gettoken(sandbox, corpsecret="密钥")["errcode"] == 40001
+
+
 def test_gettoken_with_a_wrong_secret_answers_40001(sandbox: SandboxServer) -> None:
     answer = gettoken(sandbox, corpsecret="wrong")
     assert answer["errcode"] == 40001

@@ -76,6 +76,11 @@ def html_reply(status: int) -> Reply:
     return Reply(status, page.encode(), HTML_TYPE)
 
 
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison that also accepts non-ASCII input."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
 class SandboxEngine:
     """Answers WeCom API requests from an org; thread-safe."""
 
@@ -260,9 +265,9 @@ class SandboxEngine:
         config = self._config
         with self._lock:
             index = self._index
-            if not hmac.compare_digest(query.get("corpid", ""), index.corp_id):
+            if not _same(query.get("corpid", ""), index.corp_id):
                 errcode = 40013
-            elif not hmac.compare_digest(query.get("corpsecret", ""), index.corp_secret):
+            elif not _same(query.get("corpsecret", ""), index.corp_secret):
                 errcode = 40001
             elif not self._limiter.allow(
                 "gettoken", config.rate_limit_per_minute, config.rate_limit_window
