@@ -153,3 +153,9 @@ def test_failed_gettoken_is_not_repeated_by_every_worker(httpserver: HTTPServer)
         with pytest.raises(WeComPermissionError, match="trusted IP"):
             client.fetch_users(range(1, 50))
     assert calls_to(httpserver, "gettoken") == 1
+
+
+def test_fetching_users_of_no_departments_makes_no_call(httpserver: HTTPServer) -> None:
+    with client_for(httpserver) as client:
+        assert client.fetch_users([]) == ()
+        assert client.stats.total_calls == 0

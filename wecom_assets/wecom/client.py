@@ -301,14 +301,15 @@ class WeComClient:
                 the departments were listed), or another permission errcode.
             WeComError: The first failure; outstanding department fetches are cancelled.
         """
+        ids = list(department_ids)
+        if not ids:
+            return ()
         self._stats.enter()
         try:
             # Get the token before fanning out, so that a gettoken failure (untrusted IP,
             # wrong secret) surfaces once instead of once per worker thread.
             self._tokens.get()
-            return directory.fetch_users(
-                department_ids, self._list_users, self._config.max_concurrency
-            )
+            return directory.fetch_users(ids, self._list_users, self._config.max_concurrency)
         finally:
             self._stats.leave()
 
