@@ -70,6 +70,15 @@ class Reply:
     errcode: int | None = None
 
 
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    path: str
+    query: Mapping[str, str]
+    body: bytes
+    client_ip: str
+
+
 def html_reply(status: int) -> Reply:
     """An nginx-style error page, as a gateway in front of the API answers."""
     page = _GATEWAY_PAGE.format(status=status, reason=_REASONS.get(status, "Error"))
@@ -187,9 +196,9 @@ class SandboxEngine:
             body: Request body.
             client_ip: Shown in error messages, as WeCom does.
         """
+        request = _Request(method, path, query, body, client_ip)
         is_token = path == "gettoken"
-        endpoint = ENDPOINTS.get(path)
-        if not is_token and endpoint is None:
+        if not is_token and path not in ENDPOINTS:
             return html_reply(404)
         config = self._config
         with self._lock:
@@ -210,9 +219,7 @@ class SandboxEngine:
                 gateway_status = (
                     self._faults.gateway_status() if fault == fault_kinds.HTTP_5XX else 503
                 )
-            reply = self._answer(
-                fault, gateway_status, is_token, method, path, query, body, client_ip
-            )
+            reply = self._answer(request, fault, gateway_status)
             if is_token and reply.errcode != 0:
                 with self._lock:
                     self._stats.gettoken_failed += 1
@@ -221,17 +228,8 @@ class SandboxEngine:
             with self._lock:
                 self._stats.end_request()
 
-    def _answer(
-        self,
-        fault: str | None,
-        gateway_status: int,
-        is_token: bool,
-        method: str,
-        path: str,
-        query: Mapping[str, str],
-        body: bytes,
-        client_ip: str,
-    ) -> Reply:
+    def _answer(self, request: _Request, fault: str | None, gateway_status: int) -> Reply:
+        """The answer, with the chosen fault applied in front of or on top of it."""
         if fault in (fault_kinds.OUTAGE, fault_kinds.HTTP_5XX):
             return html_reply(gateway_status)
         if fault == fault_kinds.DROP:
@@ -240,10 +238,10 @@ class SandboxEngine:
             with self._lock:
                 self._stats.errcodes[-1] += 1
             return Reply(200, encode({"errcode": -1, "errmsg": ERRMSG[-1]}), errcode=-1)
-        if is_token:
-            reply = self._gettoken(query, client_ip)
+        if request.path == "gettoken":
+            reply = self._gettoken(request)
         else:
-            reply = self._call(method, path, query, body, client_ip)
+            reply = self._call(request)
         if fault == fault_kinds.TRUNCATE:
             return Reply(reply.status, reply.body, reply.content_type, TRUNCATE, reply.errcode)
         if fault == fault_kinds.BAD_JSON:
@@ -261,8 +259,8 @@ class SandboxEngine:
         )
         return Reply(200, encode({"errcode": errcode, "errmsg": errmsg}), errcode=errcode)
 
-    def _gettoken(self, query: Mapping[str, str], client_ip: str) -> Reply:
-        config = self._config
+    def _gettoken(self, request: _Request) -> Reply:
+        config, query = self._config, request.query
         with self._lock:
             index = self._index
             if not _same(query.get("corpid", ""), index.corp_id):
@@ -279,16 +277,14 @@ class SandboxEngine:
                 if is_new:
                     self._stats.issued_tokens.append(token)
         if errcode:
-            return self._error(errcode, client_ip)
+            return self._error(errcode, request.client_ip)
         payload = {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": expires_in}
         return Reply(200, encode(payload), errcode=0)
 
-    def _call(
-        self, method: str, path: str, query: Mapping[str, str], body: bytes, client_ip: str
-    ) -> Reply:
-        config = self._config
+    def _call(self, request: _Request) -> Reply:
+        config, path = self._config, request.path
         endpoint = ENDPOINTS[path]
-        token = query.get("access_token", "")
+        token = request.query.get("access_token", "")
         with self._lock:
             index = self._index
             errcode = self._tokens.check(token) if token else 41001
@@ -300,11 +296,11 @@ class SandboxEngine:
                 elif self._tokens.record_use(token, config.invalidate_every):
                     self._stats.tokens_invalidated += 1
         if errcode:
-            return self._error(errcode, client_ip)
-        if endpoint.method == "POST" and method != "POST":
-            return self._error(43002, client_ip)
+            return self._error(errcode, request.client_ip)
+        if endpoint.method == "POST" and request.method != "POST":
+            return self._error(43002, request.client_ip)
         try:
-            answer = endpoint.handler(index, query, body)
+            answer = endpoint.handler(index, request.query, request.body)
         except ApiError as exc:
-            return self._error(exc.errcode, client_ip)
+            return self._error(exc.errcode, request.client_ip)
         return Reply(200, answer, errcode=0)

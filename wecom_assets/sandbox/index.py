@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Collection, Hashable
 from typing import Any
 
+from wecom_assets.sandbox.bulk import gc_paused
 from wecom_assets.sandbox.org import visible_view
 
 INVALID_DEPARTMENT = 60123
@@ -39,25 +40,26 @@ class OrgIndex:
     """The visible view of one org, indexed for the endpoints."""
 
     def __init__(self, org: dict[str, Any], visible_department_ids: Collection[int] | None) -> None:
-        view = visible_view(org, visible_department_ids)
         self.corp_id: str = org["corp_id"]
         self.corp_secret: str = org["corp_secret"]
-        self.departments: list[dict[str, Any]] = view["departments"]
-        self.users: list[dict[str, Any]] = view["users"]
         self._known_departments = {d["id"] for d in org["departments"]}
-        self._departments = {d["id"]: d for d in self.departments}
-        self._position = {d["id"]: i for i, d in enumerate(self.departments)}
         self._children: dict[int, list[int]] = {}
-        for dept in self.departments:
-            self._children.setdefault(dept.get("parentid", 0), []).append(dept["id"])
         self._members: dict[int, list[dict[str, Any]]] = {}
         self._users: dict[str, dict[str, Any]] = {}
-        for user in self.users:
-            self._users.setdefault(user["userid"].lower(), user)
-            for dept_id in user.get("department") or ():
-                self._members.setdefault(dept_id, []).append(user)
         self._cache: dict[Hashable, bytes] = {}
         self._rows: list[dict[str, Any]] | None = None
+        with gc_paused():
+            view = visible_view(org, visible_department_ids)
+            self.departments: list[dict[str, Any]] = view["departments"]
+            self.users: list[dict[str, Any]] = view["users"]
+            self._departments = {d["id"]: d for d in self.departments}
+            self._position = {d["id"]: i for i, d in enumerate(self.departments)}
+            for dept in self.departments:
+                self._children.setdefault(dept.get("parentid", 0), []).append(dept["id"])
+            for user in self.users:
+                self._users.setdefault(user["userid"].lower(), user)
+                for dept_id in user.get("department") or ():
+                    self._members.setdefault(dept_id, []).append(user)
 
     def cached(self, key: Hashable, build: Callable[[], bytes]) -> bytes:
         """Answer bodies are pure functions of the index; build each one once.

@@ -9,19 +9,18 @@ WeCom app with a given visible range is supposed to see.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import random
 import string
 import tempfile
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from wecom_assets.sandbox import names
+from wecom_assets.sandbox.bulk import gc_paused
 
 MAX_USERID_BYTES = 64
 
@@ -83,24 +82,8 @@ def generate_org(
         raise ValueError(f"departments must be >= 1 (the top department), got {departments}")
     if max_depth < 1:
         raise ValueError(f"max_depth must be >= 1, got {max_depth}")
-    with _gc_paused():
+    with gc_paused():
         return _generate(users, departments, seed, max_depth, corp_id, corp_secret)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector around bulk creation of acyclic dicts.
-
-    Generation creates millions of containers and no cycles; the collector's repeated passes
-    over them would otherwise take half the time for large orgs.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _generate(
