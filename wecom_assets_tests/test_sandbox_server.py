@@ -769,3 +769,10 @@ def test_cli_serve_reports_an_invalid_org_file(tmp_path: Path) -> None:
     result = run_cli("serve", "--org", str(bad))
     assert result.returncode == 1
     assert "org.json" in result.stderr
+
+
+def test_cli_serve_reports_an_invalid_setting(tmp_path: Path) -> None:
+    save_org(generate_org(5, 2), tmp_path / "org.json")
+    result = run_cli("serve", "--org", str(tmp_path / "org.json"), "--busy-rate", "2")
+    assert result.returncode == 1
+    assert "busy_rate" in result.stderr

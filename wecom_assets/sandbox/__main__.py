@@ -52,33 +52,57 @@ def _build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--max-depth", type=int, default=8, help="levels of the tree (8)")
     generate.add_argument("--corp-id", help="corp id to use instead of the generated one")
     generate.add_argument("--corp-secret", help="secret to use instead of the generated one")
-    generate.add_argument("--out", type=Path, required=True, help="org JSON file to write")
+    generate.add_argument(
+        "--out", type=Path, required=True, metavar="FILE", help="org JSON file to write"
+    )
 
     serve = commands.add_parser(
         "serve",
         help="serve the contact API from an org file",
         description=(
             "Serve the WeCom contact API under /cgi-bin/ from an org file until SIGTERM or "
-            "SIGINT. The corp id and secret are those in the org file."
+            "SIGINT. The corp id and secret are those in the org file. Control endpoints: "
+            "GET /sandbox/stats, POST /sandbox/reset, POST /sandbox/config, POST /sandbox/org."
+        ),
+        epilog=(
+            "example: python -m wecom_assets.sandbox serve --org org.json --port-file url.txt "
+            "--latency-ms 20 --busy-rate 0.03 --invalidate-every 120"
         ),
     )
-    serve.add_argument("--org", type=Path, required=True, help="org JSON file (see generate)")
-    serve.add_argument("--host", default="127.0.0.1", help="interface (127.0.0.1)")
-    serve.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (0)")
     serve.add_argument(
-        "--port-file", type=Path, help="write the URL here once listening (atomically)"
+        "--org", type=Path, required=True, metavar="FILE", help="org JSON file (see generate)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="interface (127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int, default=0, metavar="N", help="port; 0 picks a free one (0)"
+    )
+    serve.add_argument(
+        "--port-file",
+        type=Path,
+        metavar="FILE",
+        help="write the URL here once listening (atomically)",
     )
     behaviour = serve.add_argument_group("API behaviour")
-    behaviour.add_argument("--latency-ms", type=float, default=0.0, help="delay per API answer")
     behaviour.add_argument(
-        "--rate-limit-per-minute", type=int, help="calls per API path per window (errcode 45009)"
+        "--latency-ms", type=float, default=0.0, metavar="MS", help="delay per API answer"
     )
     behaviour.add_argument(
-        "--rate-limit-window", type=float, default=60.0, help="window in seconds (60)"
+        "--rate-limit-per-minute",
+        type=int,
+        metavar="N",
+        help="calls per API path per window (errcode 45009)",
     )
-    behaviour.add_argument("--token-ttl", type=int, default=7200, help="token life, s (7200)")
     behaviour.add_argument(
-        "--invalidate-every", type=int, help="invalidate the token after N API calls (40014)"
+        "--rate-limit-window", type=float, default=60.0, metavar="S", help="window in seconds (60)"
+    )
+    behaviour.add_argument(
+        "--token-ttl", type=int, default=7200, metavar="S", help="token life, s (7200)"
+    )
+    behaviour.add_argument(
+        "--invalidate-every",
+        type=int,
+        metavar="N",
+        help="invalidate the token after N API calls (40014)",
     )
     behaviour.add_argument(
         "--visible",
@@ -87,16 +111,32 @@ def _build_parser() -> argparse.ArgumentParser:
         help="visible range: comma-separated root department ids, e.g. 2,5 (whole org)",
     )
     faults = serve.add_argument_group("injected faults (probability per API call)")
-    faults.add_argument("--busy-rate", type=float, default=0.0, help='errcode -1 "system busy"')
-    faults.add_argument("--http-5xx-rate", type=float, default=0.0, help="HTTP 502/503 page")
-    faults.add_argument("--drop-rate", type=float, default=0.0, help="close without answering")
     faults.add_argument(
-        "--truncate-rate", type=float, default=0.0, help="send half the body, then close"
+        "--busy-rate", type=float, default=0.0, metavar="P", help='errcode -1 "system busy"'
     )
     faults.add_argument(
-        "--bad-json-rate", type=float, default=0.0, help="complete answer with cut-off JSON"
+        "--http-5xx-rate", type=float, default=0.0, metavar="P", help="HTTP 502/503 page"
     )
-    faults.add_argument("--fail-after", type=int, help="HTTP 503 for every call after N calls")
+    faults.add_argument(
+        "--drop-rate", type=float, default=0.0, metavar="P", help="close without answering"
+    )
+    faults.add_argument(
+        "--truncate-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="send half the body, then close",
+    )
+    faults.add_argument(
+        "--bad-json-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="complete answer with cut-off JSON",
+    )
+    faults.add_argument(
+        "--fail-after", type=int, metavar="N", help="HTTP 503 for every call after N calls"
+    )
     faults.add_argument(
         "--gettoken-faults", action="store_true", help="inject faults into gettoken too"
     )
