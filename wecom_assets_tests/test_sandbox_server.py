@@ -481,6 +481,15 @@ def test_gettoken_faults_applies_faults_to_gettoken(
     assert server.stats()["gettoken_failed"] == 1
 
 
+def test_a_cut_off_gettoken_answer_counts_as_failed(
+    sandbox_org: dict[str, Any], start_sandbox: Start
+) -> None:
+    server = faulty(start_sandbox, sandbox_org, bad_json_rate=1.0, gettoken_faults=True)
+    with pytest.raises(ValueError):
+        gettoken(server)
+    assert server.stats()["gettoken_failed"] == 1
+
+
 def test_faults_hit_about_their_rate_and_are_all_counted(
     sandbox_org: dict[str, Any], start_sandbox: Start
 ) -> None:
