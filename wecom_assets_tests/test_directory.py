@@ -66,6 +66,25 @@ def test_no_more_than_max_concurrency_calls_run_at_once() -> None:
     assert 1 < peak <= 5
 
 
+def test_a_slow_department_does_not_hold_back_the_others() -> None:
+    others_done = threading.Event()
+    finished: list[int] = []
+    lock = threading.Lock()
+
+    def list_users(department_id: int, _: threading.Event) -> list[User]:
+        if department_id == 1:
+            assert others_done.wait(timeout=5), "other departments were held back"
+        else:
+            with lock:
+                finished.append(department_id)
+                if len(finished) == 99:
+                    others_done.set()
+        return [_user(f"u{department_id}", department_id)]
+
+    users = fetch_users(range(1, 101), list_users, max_concurrency=3)
+    assert [u.userid for u in users] == [f"u{d}" for d in range(1, 101)]
+
+
 def test_first_failure_cancels_the_remaining_departments() -> None:
     started: list[int] = []
     lock = threading.Lock()

@@ -1,9 +1,10 @@
 """Concurrent listing of department members: ``user/list`` once per department.
 
 ``user/list`` returns only a department's direct members, so every visible department is
-listed; the calls are latency-bound, hence a thread pool. Results are merged in department order
-as they complete, with at most ``2 * max_concurrency`` departments' results held at once, so
-memory stays proportional to the org rather than to the number of calls.
+listed; the calls are latency-bound, hence a thread pool. At most ``2 * max_concurrency``
+departments are queued or running at a time, and results are merged into one dict per userid
+in department order as soon as every earlier department has finished, so memory stays
+proportional to the org rather than to the number of calls.
 """
 
 from __future__ import annotations
@@ -47,37 +48,40 @@ def fetch_users(
     """
     cancel = threading.Event()
     merged: dict[str, User] = {}
-    pending: deque[tuple[int, Future[list[User]]]] = deque()
-    ready: set[Future[list[User]]] = set()
+    # Submitted, not yet merged, in department order; finished results wait here only while an
+    # earlier department is still running.
+    unmerged: deque[tuple[int, Future[list[User]]]] = deque()
+    running: set[Future[list[User]]] = set()
+    # Enough queued work to keep every worker busy without queueing every department at once.
     window = max(1, 2 * max_concurrency)
     remaining = iter(department_ids)
 
     with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="wecom") as pool:
         try:
             while True:
-                while len(pending) < window:
+                while len(running) < window:
                     department_id = next(remaining, None)
                     if department_id is None:
                         break
-                    pending.append((department_id, pool.submit(list_users, department_id, cancel)))
-                if not pending:
+                    future = pool.submit(list_users, department_id, cancel)
+                    unmerged.append((department_id, future))
+                    running.add(future)
+                if not running:
                     break
-                unfinished = {future for _, future in pending if future not in ready}
-                if unfinished:
-                    done, _ = wait(unfinished, return_when=FIRST_COMPLETED)
-                    for department_id, future in pending:
-                        if future in done and future.exception() is not None:
-                            raise _explain(department_id, future.exception())
-                    ready |= done
-                # Merge the completed prefix, keeping the result order deterministic.
-                while pending and pending[0][1] in ready:
-                    _, future = pending.popleft()
-                    ready.discard(future)
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                running -= done
+                for department_id, future in unmerged:
+                    if future in done and future.exception() is not None:
+                        raise _explain(department_id, future.exception())
+                # Merge the finished prefix: a slow department (retrying) delays merging, not
+                # fetching, and the result order stays deterministic.
+                while unmerged and unmerged[0][1].done():
+                    _, future = unmerged.popleft()
                     for user in future.result():
                         merged.setdefault(user.userid.casefold(), user)
         except BaseException:
             cancel.set()
-            for _, future in pending:
+            for _, future in unmerged:
                 future.cancel()
             raise
     return tuple(merged.values())
