@@ -22,6 +22,7 @@ from wecom_assets.checks import (
     USER_CHECKS,
     check_results,
 )
+from wecom_assets.pii import PiiPolicyError
 from wecom_assets.quality import DEPARTMENT_RULES, MEMBERSHIP_RULES, USER_RULES
 from wecom_assets.resources import WarehouseResource, WeComResource
 from wecom_assets.tables import DEPARTMENTS, MEMBERSHIP, USERS, TableSpec
@@ -203,6 +204,10 @@ def wecom_users(
     started = time.monotonic()
     synced_at = datetime.now(UTC)
     try:
+        pii_policy = wecom.pii()
+    except PiiPolicyError as error:
+        raise _failure(error, "PII policy is invalid") from None
+    try:
         with duckdb.get_connection() as conn:
             department_ids = warehouse.department_ids(conn)
     except warehouse.WarehouseError as error:
@@ -213,7 +218,7 @@ def wecom_users(
             stats = client.stats
     except WeComError as error:
         raise _failure(error, "Fetching users failed") from None
-    snapshot = snapshots.users_table(users, synced_at)
+    snapshot = snapshots.users_table(pii_policy.apply(users), synced_at)
     yield from _write_and_report(
         context,
         duckdb,
@@ -226,7 +231,11 @@ def wecom_users(
             max_shrink_fraction=config.max_shrink_fraction,
         ),
         started,
-        {**_api_metadata(stats), "departments_fetched": len(department_ids)},
+        {
+            **_api_metadata(stats),
+            "departments_fetched": len(department_ids),
+            "wecom/pii_policy": dg.MetadataValue.json(pii_policy.describe()),
+        },
     )
 
 

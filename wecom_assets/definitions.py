@@ -4,6 +4,7 @@ import dagster as dg
 
 from wecom_assets.assets import dept_membership, wecom_departments, wecom_users
 from wecom_assets.checks import wecom_freshness_checks
+from wecom_assets.history_assets import wecom_history
 from wecom_assets.resources import WarehouseResource, WeComResource
 from wecom_assets.schedules import (
     wecom_freshness,
@@ -17,7 +18,7 @@ from wecom_assets.schedules import (
 executor = dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}})
 
 defs = dg.Definitions(
-    assets=[wecom_departments, wecom_users, dept_membership],
+    assets=[wecom_departments, wecom_users, dept_membership, wecom_history],
     asset_checks=[wecom_freshness_checks],
     jobs=[wecom_sync, wecom_freshness],
     schedules=[wecom_nightly, wecom_freshness_hourly],

@@ -16,6 +16,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from wecom_assets import warehouse
+from wecom_assets.pii import PiiPolicy, resolve_policy
 from wecom_assets.wecom import ClientConfig, WeComClient, WeComConfigError
 
 DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
@@ -97,6 +98,34 @@ class WeComResource(dg.ConfigurableResource):
             "lower it when other tools share the corp's quota."
         ),
     )
+    rate_limit_window_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description=(
+            "Window, in seconds, that `rate_limit_per_minute` counts calls in. WeCom counts per "
+            "minute, so keep 60 against WeCom; only a simulator with a compressed clock needs "
+            "a shorter one."
+        ),
+    )
+    pii_policy: dict[str, str] = Field(
+        default={},
+        description=(
+            "What to do with members' contact fields before anything is written: field -> "
+            "keep | hash | drop, for mobile, email, biz_mail, telephone, address, avatar, "
+            "thumb_avatar, qr_code (unlisted fields are kept). Empty means $WECOM_PII_POLICY "
+            "(e.g. `mobile=hash,email=hash,address=drop`). hash = SHA-256 of a secret salt "
+            "from $WECOM_PII_SALT plus the value."
+        ),
+    )
+
+    def pii(self) -> PiiPolicy:
+        """The PII policy, with its salt read from ``WECOM_PII_SALT``.
+
+        Raises:
+            PiiPolicyError: unknown field or action, or hashing without the salt (names the env
+                var).
+        """
+        return resolve_policy(self.pii_policy)
 
     def client_config(self) -> ClientConfig:
         """The plain client's configuration, with defaults resolved from the environment.
@@ -123,6 +152,7 @@ class WeComResource(dg.ConfigurableResource):
             max_retries=self.max_retries,
             retry_max_seconds=self.retry_max_seconds,
             rate_limit_per_minute=self.rate_limit_per_minute,
+            rate_limit_window=self.rate_limit_window_seconds,
         )
 
     @contextmanager

@@ -10,6 +10,8 @@ import dagster as dg
 
 from wecom_assets.checks import wecom_freshness_checks
 from wecom_assets.definitions import defs
+from wecom_assets.history import HISTORY_TABLES
+from wecom_assets.history import VIEWS as HISTORY_VIEWS
 from wecom_assets.schedules import wecom_freshness, wecom_nightly
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -27,10 +29,11 @@ def test_nightly_schedule_runs_wecom_sync_at_two_in_shanghai() -> None:
     assert data.run_requests is not None and len(data.run_requests) == 1
 
 
-def test_wecom_sync_holds_the_three_assets_and_their_checks_but_not_freshness() -> None:
+def test_wecom_sync_holds_the_tables_the_history_and_their_checks_but_not_freshness() -> None:
     job = defs.resolve_job_def("wecom_sync")
     graph = job.asset_layer.asset_graph
-    assert set(graph.executable_asset_keys) == set(WECOM_KEYS)
+    history_keys = [dg.AssetKey(spec.name) for spec in (*HISTORY_TABLES, *HISTORY_VIEWS)]
+    assert set(graph.executable_asset_keys) == {*WECOM_KEYS, *history_keys}
     assert {key.name for key in graph.asset_check_keys} == {
         "unique_department_ids",
         "department_tree_is_sound",
@@ -38,6 +41,7 @@ def test_wecom_sync_holds_the_three_assets_and_their_checks_but_not_freshness() 
         "user_departments_exist",
         "membership_references_exist",
         "one_main_department_per_user",
+        "history_is_consistent",
     }
 
 

@@ -1,0 +1,150 @@
+"""The org history: one step after the three tables that folds each sync into history tables.
+
+A single multi-asset keeps the run at one extra step process. It owns the four type-2 history
+tables, the log of applied snapshots and two views (change events, department paths); all are
+written in one DuckDB transaction by :func:`wecom_assets.history.apply_snapshot`, so a failure
+leaves yesterday's history, and a retry of the same snapshot changes nothing.
+"""
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import duckdb as duckdb_lib
+
+from wecom_assets import history
+from wecom_assets.assets import FRESHNESS_POLICY, GROUP, POOL, TAGS, table_schema
+from wecom_assets.checks import check_results
+from wecom_assets.quality import CheckOutcome
+from wecom_assets.resources import WarehouseResource
+from wecom_assets.tables import TableSpec
+
+_SOURCES = {
+    history.DEPARTMENTS_HISTORY.name: ["wecom_departments"],
+    history.USERS_HISTORY.name: ["wecom_users"],
+    history.MEMBERSHIP_HISTORY.name: ["dept_membership"],
+    history.DEPARTMENT_PATHS_HISTORY.name: [history.DEPARTMENT_PATHS.name],
+    history.RUNS.name: ["wecom_departments", "wecom_users", "dept_membership"],
+    history.DEPARTMENT_PATHS.name: ["wecom_departments"],
+    history.ORG_CHANGES.name: [
+        history.USERS_HISTORY.name,
+        history.DEPARTMENTS_HISTORY.name,
+        history.DEPARTMENT_PATHS_HISTORY.name,
+        history.RUNS.name,
+    ],
+}
+_KINDS = {history.DEPARTMENT_PATHS.name: "view", history.ORG_CHANGES.name: "view"}
+
+
+def _spec(table: TableSpec) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=table.name,
+        deps=_SOURCES[table.name],
+        description=table.description,
+        group_name=GROUP,
+        kinds={"duckdb", _KINDS.get(table.name, "table")},
+        tags=TAGS,
+        freshness_policy=FRESHNESS_POLICY,
+        metadata={
+            "dagster/column_schema": table_schema(table),
+            "dagster/table_name": f"main.{table.name}",
+        },
+    )
+
+
+# In dependency order: Dagster wants a multi-asset's outputs yielded topologically.
+_TABLES: tuple[TableSpec, ...] = (
+    history.DEPARTMENTS_HISTORY,
+    history.USERS_HISTORY,
+    history.MEMBERSHIP_HISTORY,
+    history.DEPARTMENT_PATHS,
+    history.DEPARTMENT_PATHS_HISTORY,
+    history.RUNS,
+    history.ORG_CHANGES,
+)
+
+
+@dg.multi_asset(
+    name="wecom_history",
+    specs=[_spec(table) for table in _TABLES],
+    check_specs=[
+        dg.AssetCheckSpec(
+            history.HISTORY_CHECK,
+            asset=tracked.history.name,
+            description=(
+                "Versions never overlap, each key has at most one current version, and the "
+                f"current versions equal {tracked.source.name} row for row."
+            ),
+        )
+        for tracked in history.TRACKED
+    ],
+    pool=POOL,
+)
+def wecom_history(
+    context: dg.AssetExecutionContext, duckdb: WarehouseResource
+) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
+    """Fold the synced tables into the history tables and refresh the history views.
+
+    Unchanged rows are not rewritten; changed or vanished rows get `valid_to` and new versions
+    start at the snapshot's time. The history only moves forward and a failed run changes
+    nothing.
+    """
+    started = time.monotonic()
+    try:
+        with duckdb.get_connection() as conn:
+            result = history.apply_snapshot(conn, run_id=context.run.run_id)
+            counts = history.row_counts(conn)
+            events = _events_at(conn, result)
+    except history.HistoryRejectedError as rejected:
+        yield from _check_results(rejected.outcomes)
+        raise dg.Failure(description=str(rejected), allow_retries=False) from None
+    except (history.HistoryError, duckdb_lib.Error) as error:
+        raise dg.Failure(
+            description=f"History not updated: {error}",
+            metadata={"error_type": type(error).__name__},
+            allow_retries=False,
+        ) from None
+    verb = "Applied" if result.applied else "Already applied"
+    context.log.info(
+        f"{verb} snapshot {result.snapshot_at.isoformat()}: {result.opened} versions opened, "
+        f"{result.closed} closed in {result.seconds:.2f}s"
+    )
+    common: dict[str, Any] = {
+        "history/snapshot_at": result.snapshot_at.isoformat(),
+        "history/applied": result.applied,
+        "duration_seconds": round(time.monotonic() - started, 3),
+    }
+    changes = {t.table: t for t in result.tables}
+    for table in _TABLES:
+        metadata: dict[str, Any] = {
+            "dagster/row_count": counts[table.name],
+            "dagster/column_schema": table_schema(table),
+            "dagster/table_name": f"main.{table.name}",
+            **common,
+        }
+        if table.name in changes:
+            metadata["history/versions_opened"] = changes[table.name].opened
+            metadata["history/versions_closed"] = changes[table.name].closed
+            metadata["history/current_rows"] = changes[table.name].current_rows
+        if table.name == history.ORG_CHANGES.name:
+            metadata["history/events_in_this_snapshot"] = dg.MetadataValue.json(events)
+        yield dg.MaterializeResult(asset_key=table.name, metadata=metadata)
+    yield from _check_results(result.outcomes)
+
+
+def _check_results(outcomes: tuple[CheckOutcome, ...]) -> Iterator[dg.AssetCheckResult]:
+    for outcome in outcomes:
+        yield from check_results(str(outcome.details["table"]), [outcome])
+
+
+def _events_at(
+    conn: duckdb_lib.DuckDBPyConnection, result: history.HistoryResult
+) -> dict[str, int]:
+    """Change events seen at this snapshot, as ``entity/event -> count``."""
+    rows = conn.execute(
+        f"SELECT entity || '/' || event, count(*) FROM {history.ORG_CHANGES.name} "
+        "WHERE changed_at = $at GROUP BY ALL ORDER BY ALL",
+        {"at": result.snapshot_at},
+    ).fetchall()
+    return {str(name): int(count) for name, count in rows}

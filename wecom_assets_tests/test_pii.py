@@ -1,0 +1,165 @@
+"""PII policy: hash or drop members' contact fields before anything reaches DuckDB."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pytest
+from dagster_support import resources, table_rows
+
+from wecom_assets.assets import dept_membership, wecom_departments, wecom_users
+from wecom_assets.history_assets import wecom_history
+from wecom_assets.pii import PII_FIELDS, PiiPolicy, PiiPolicyError, parse_policy, resolve_policy
+from wecom_assets.sandbox.server import SandboxServer
+from wecom_assets.wecom.models import User
+
+SALT = "a-long-enough-secret-salt"
+ASSETS = [wecom_departments, wecom_users, dept_membership, wecom_history]
+
+
+def _user(**fields: Any) -> User:
+    return User.from_api({"userid": "ZhangSan", "name": "张三", **fields})
+
+
+def test_hash_is_the_sha256_of_salt_and_value_and_matches_duckdb() -> None:
+    policy = PiiPolicy({"mobile": "hash"}, salt=SALT)
+    (user,) = policy.apply([_user(mobile="13800138000")])
+    expected = hashlib.sha256(f"{SALT}13800138000".encode()).hexdigest()
+    assert user.mobile == expected
+    with duckdb.connect() as conn:
+        assert conn.execute("SELECT sha256($s || '13800138000')", {"s": SALT}).fetchone() == (
+            expected,
+        )
+
+
+def test_the_same_value_and_salt_always_give_the_same_hash() -> None:
+    first = PiiPolicy({"email": "hash"}, salt=SALT).apply([_user(email="a@example.com")])
+    second = PiiPolicy({"email": "hash"}, salt=SALT).apply([_user(email="a@example.com")])
+    other = PiiPolicy({"email": "hash"}, salt=SALT + "x").apply([_user(email="a@example.com")])
+    assert first[0].email == second[0].email != other[0].email
+
+
+def test_drop_stores_null_and_unlisted_fields_are_kept() -> None:
+    policy = PiiPolicy({"address": "drop", "avatar": "drop"})
+    (user,) = policy.apply([_user(address="北京市", avatar="https://a/0", email="a@example.com")])
+    assert (user.address, user.avatar, user.email) == (None, None, "a@example.com")
+
+
+def test_missing_and_empty_values_stay_as_they_are_when_hashed() -> None:
+    policy = PiiPolicy({"telephone": "hash", "mobile": "hash"}, salt=SALT)
+    (user,) = policy.apply([_user(telephone="")])
+    assert (user.telephone, user.mobile) == ("", None)
+
+
+def test_the_default_policy_keeps_every_field() -> None:
+    user = _user(mobile="13800138000", email="a@example.com")
+    policy = resolve_policy({}, environ={})
+    assert policy.apply([user]) == (user,)
+    assert set(policy.describe().values()) == {"keep"}
+    assert tuple(policy.describe()) == PII_FIELDS
+
+
+def test_hashing_without_a_salt_fails_naming_the_variable() -> None:
+    with pytest.raises(PiiPolicyError, match=r"WECOM_PII_SALT.*not set"):
+        resolve_policy({"mobile": "hash"}, environ={})
+    with pytest.raises(PiiPolicyError, match=r"WECOM_PII_SALT.*too short"):
+        resolve_policy({"mobile": "hash"}, environ={"WECOM_PII_SALT": "short"})
+
+
+def test_unknown_fields_and_actions_are_refused() -> None:
+    with pytest.raises(PiiPolicyError, match=r"Unknown PII field.*phone"):
+        PiiPolicy({"phone": "drop"})
+    with pytest.raises(PiiPolicyError, match="Unknown PII action"):
+        resolve_policy({"mobile": "encrypt"}, environ={})
+
+
+def test_the_policy_can_come_from_the_environment() -> None:
+    policy = resolve_policy(
+        {},
+        environ={
+            "WECOM_PII_POLICY": "mobile=hash, email=HASH;address=drop",
+            "WECOM_PII_SALT": SALT,
+        },
+    )
+    assert policy.describe()["mobile"] == "hash"
+    assert policy.describe()["email"] == "hash"
+    assert policy.describe()["address"] == "drop"
+    with pytest.raises(PiiPolicyError, match="field=action"):
+        parse_policy("mobile")
+
+
+def test_the_salt_is_never_shown() -> None:
+    policy = PiiPolicy({"mobile": "hash"}, salt=SALT)
+    assert SALT not in repr(policy)
+    assert SALT not in str(policy.describe())
+
+
+def _raw_values(org: dict[str, Any], fields: tuple[str, ...]) -> set[str]:
+    return {u[f] for u in org["users"] for f in fields if len(u.get(f) or "") >= 6}
+
+
+def _file_bytes(database: Path) -> bytes:
+    with duckdb.connect(str(database)) as conn:
+        conn.execute("CHECKPOINT")
+    return database.read_bytes() + b"".join(
+        p.read_bytes() for p in database.parent.glob(f"{database.name}.wal")
+    )
+
+
+def test_hashed_and_dropped_values_never_reach_the_duckdb_file(
+    sandbox_org: dict[str, Any],
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WECOM_PII_SALT", SALT)
+    policy = {"mobile": "hash", "email": "hash", "biz_mail": "hash", "address": "drop"}
+    settings = resources(sandbox_org, sandbox.url, tmp_path, pii_policy=policy)
+    result = dg.materialize(ASSETS, resources=settings)
+    assert result.success
+    database = tmp_path / "wecom.duckdb"
+    hashed = PiiPolicy({"mobile": "hash"}, salt=SALT).hash_value
+    expected = {
+        (u["userid"], hashed(u["mobile"]) if u.get("mobile") else u.get("mobile"))
+        for u in sandbox_org["users"]
+    }
+    assert table_rows(database, "SELECT userid, mobile FROM wecom_users") == expected
+    assert table_rows(database, "SELECT DISTINCT address FROM wecom_users_history") == {(None,)}
+    raw = _raw_values(sandbox_org, ("mobile", "email", "biz_mail", "address"))
+    assert raw
+    content = _file_bytes(database)
+    assert [value for value in raw if value.encode() in content] == []
+
+
+def test_kept_values_are_found_by_the_same_file_scan(
+    sandbox_org: dict[str, Any], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    assert dg.materialize(ASSETS, resources=resources(sandbox_org, sandbox.url, tmp_path)).success
+    raw = _raw_values(sandbox_org, ("mobile", "email"))
+    content = _file_bytes(tmp_path / "wecom.duckdb")
+    assert all(value.encode() in content for value in raw)
+
+
+def test_hashing_without_the_salt_fails_before_any_user_call(
+    sandbox_org: dict[str, Any],
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("WECOM_PII_SALT", raising=False)
+    settings = resources(sandbox_org, sandbox.url, tmp_path, pii_policy={"email": "hash"})
+    result = dg.materialize(ASSETS, resources=settings, raise_on_error=False)
+    assert not result.success
+    failure = result.failure_data_for_node("wecom_users")
+    assert failure is not None and failure.error is not None
+    assert "WECOM_PII_SALT" in failure.error.message
+    assert "user/list" not in sandbox.stats()["calls"]
+    with duckdb.connect(str(tmp_path / "wecom.duckdb"), read_only=True) as conn:
+        tables = {
+            row[0] for row in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        }
+    assert "wecom_users" not in tables
