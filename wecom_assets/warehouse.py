@@ -23,9 +23,16 @@ from wecom_assets.tables import MEMBERSHIP, TableSpec
 DEFAULT_MAX_SHRINK_FRACTION = 0.5
 
 # One row per (user, listed department) of the loaded users; the parallel API arrays are zipped by
-# DuckDB's multi-unnest, and a department listed twice for one user is kept once.
+# DuckDB's multi-unnest, and a department listed twice for one user is kept once. WeCom omits
+# main_department only when it lies outside the visible range, so then no listed department is
+# the main one: is_main is false, not NULL.
 MEMBERSHIP_SQL = """
-SELECT userid, department_id, sort_order, is_leader, department_id = main_department AS is_main
+SELECT
+    userid,
+    department_id,
+    sort_order,
+    is_leader,
+    coalesce(department_id = main_department, false) AS is_main
 FROM (
     SELECT
         userid,

@@ -155,6 +155,18 @@ def test_membership_has_one_row_per_user_and_listed_department(
     ]
 
 
+def test_membership_is_not_main_anywhere_when_the_main_department_is_not_visible(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    outside = User.from_api({"userid": "wangwu", "department": [2, 3], "order": [1, 2]})
+    warehouse.replace_table(conn, USERS, snapshots.users_table([outside], SYNCED_AT))
+    warehouse.replace_membership(conn)
+    rows = conn.execute(
+        "SELECT department_id, is_main FROM dept_membership ORDER BY department_id"
+    ).fetchall()
+    assert rows == [(2, False), (3, False)]
+
+
 def test_membership_without_users_table_says_what_to_materialize(
     conn: duckdb.DuckDBPyConnection,
 ) -> None:
