@@ -162,7 +162,6 @@ def test_session_pool_holds_a_connection_per_worker(httpserver: HTTPServer) -> N
         adapter = client._session.get_adapter("https://qyapi.weixin.qq.com/")
         assert isinstance(adapter, requests.adapters.HTTPAdapter)
         assert adapter._pool_maxsize >= 40
-        assert client._session.trust_env
 
 
 def test_given_session_is_used_and_left_open(httpserver: HTTPServer) -> None:
@@ -186,6 +185,23 @@ def test_proxy_from_environment_is_honoured(
     with WeComClient(config) as client:
         assert len(client.list_departments()) == 1
     assert calls_to(httpserver, "department/list") == 1
+
+
+def test_no_proxy_from_environment_is_honoured(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.wecom.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    expect_token(httpserver)
+    httpserver.expect_request("/cgi-bin/department/list").respond_with_json(DEPARTMENTS)
+    with client_for(httpserver) as client:
+        assert len(client.list_departments()) == 1
+
+
+def test_ca_bundle_from_environment_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corp-proxy-ca.pem")
+    with WeComClient(config_for("https://qyapi.weixin.qq.com")) as client:
+        assert client._session.verify == "/etc/ssl/corp-proxy-ca.pem"
 
 
 def test_stats_count_calls_retries_and_errcodes_exactly(httpserver: HTTPServer) -> None:

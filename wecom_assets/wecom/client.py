@@ -155,7 +155,11 @@ class WeComClient:
         self._redact = Redactor((config.corp_secret,))
         install_log_filters()
         self._owns_session = session is None
-        self._session = session if session is not None else make_session(config.max_concurrency)
+        self._session = (
+            session
+            if session is not None
+            else make_session(config.max_concurrency, config.base_url)
+        )
         self._stats = StatsRecorder(clock)
         self._transport = Transport(
             self._session, config.base_url, config.request_timeout, self._redact, self._stats, clock
