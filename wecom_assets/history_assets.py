@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 import duckdb as duckdb_lib
 
-from wecom_assets import history
+from wecom_assets import history, warehouse
 from wecom_assets.assets import FRESHNESS_POLICY, GROUP, POOL, TAGS, table_schema
 from wecom_assets.checks import check_results
 from wecom_assets.quality import CheckOutcome
@@ -99,7 +99,7 @@ def wecom_history(
     except history.HistoryRejectedError as rejected:
         yield from _check_results(rejected.outcomes)
         raise dg.Failure(description=str(rejected), allow_retries=False) from None
-    except (history.HistoryError, duckdb_lib.Error) as error:
+    except (history.HistoryError, warehouse.WarehouseError, duckdb_lib.Error) as error:
         raise dg.Failure(
             description=f"History not updated: {error}",
             metadata={"error_type": type(error).__name__},

@@ -258,7 +258,7 @@ def test_a_failed_sync_leaves_the_history_unchanged(
     sandbox.update_config(faults=FaultConfig(fail_after=3))
     failed = dg.materialize(
         ASSETS,
-        resources=resources(sandbox_org, sandbox.url, tmp_path, max_retries=1, retry_max_seconds=2),
+        resources=resources(sandbox_org, sandbox.url, tmp_path, max_retries=0),
         raise_on_error=False,
     )
     assert not failed.success
@@ -269,3 +269,29 @@ def _dump(database: Path) -> dict[str, set[tuple[Any, ...]]]:
     return {
         spec.name: table_rows(database, f"SELECT * FROM {spec.name}") for spec in HISTORY_TABLES
     }
+
+
+def test_an_inconsistent_history_fails_its_check_and_is_not_updated(
+    sandbox_org: dict[str, Any], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    settings = resources(sandbox_org, sandbox.url, tmp_path)
+    assert dg.materialize(ASSETS, resources=settings).success
+    userid = sandbox_org["users"][0]["userid"]
+    with duckdb.connect(str(tmp_path / "wecom.duckdb")) as conn:
+        conn.execute(
+            "INSERT INTO wecom_departments_history SELECT * REPLACE (valid_from + INTERVAL 1 "
+            "SECOND AS valid_from) FROM wecom_departments_history WHERE id = 1"
+        )
+    before = _dump(tmp_path / "wecom.duckdb")
+    org = Org(sandbox_org)
+    org.rename_user(userid, "新名字")
+    sandbox.replace_org(org.snapshot())
+    result = dg.materialize(ASSETS, resources=settings, raise_on_error=False)
+    assert not result.success
+    failed = [
+        (e.asset_key.to_user_string(), e.check_name)
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    ]
+    assert failed == [("wecom_departments_history", "history_is_consistent")]
+    assert _dump(tmp_path / "wecom.duckdb") == before
