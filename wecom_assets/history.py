@@ -462,8 +462,9 @@ def _scalar(
     return row[0] if row else None
 
 
-def _count(conn: duckdb.DuckDBPyConnection, relation: str) -> int:
-    return int(_scalar(conn, f"SELECT count(*) FROM {relation}") or 0)  # type: ignore[call-overload]
+def _count(conn: duckdb.DuckDBPyConnection, relation: str, where: str = "") -> int:
+    row = conn.execute(f"SELECT count(*) FROM {relation} {where}").fetchone()
+    return int(row[0]) if row else 0
 
 
 def _columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -517,10 +518,9 @@ def _ensure_table(conn: duckdb.DuckDBPyConnection, tracked: Tracked) -> None:
 
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
     """Create the history tables and (re)create the views; safe to run again."""
-    for tracked in TRACKED[:3]:
-        _ensure_table(conn, tracked)
     conn.execute(DEPARTMENT_PATHS_SQL)
-    _ensure_table(conn, TRACKED[3])
+    for tracked in TRACKED:
+        _ensure_table(conn, tracked)
     if not _columns(conn, RUNS.name):
         conn.execute(RUNS.create_sql(RUNS.name))
     conn.execute(ORG_CHANGES_SQL)
@@ -735,7 +735,7 @@ def apply_snapshot(
                 table=tracked.history.name,
                 opened=opened if applied else 0,
                 closed=closed if applied else 0,
-                current_rows=_count(conn, f"{_quote(tracked.history.name)} WHERE valid_to IS NULL"),
+                current_rows=_count(conn, _quote(tracked.history.name), "WHERE valid_to IS NULL"),
                 total_rows=_count(conn, _quote(tracked.history.name)),
             )
             for tracked, (opened, closed) in zip(TRACKED, diffs, strict=True)
