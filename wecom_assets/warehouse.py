@@ -114,13 +114,15 @@ def connect(
         except duckdb.IOException as error:
             if not _LOCK_HINT.search(str(error)):
                 raise
-            if time.monotonic() + delay > deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise WarehouseLockedError(
                     f"DuckDB file {path} is locked by another process and stayed locked for "
                     f"{lock_timeout:.0f}s. Close that session (an open DuckDB CLI, notebook or BI "
                     f"tool) or raise lock_timeout_seconds. DuckDB says: {error}"
                 ) from None
-            time.sleep(delay)
+            # The last sleep is cut to the deadline, so the final try comes at the full wait.
+            time.sleep(min(delay, remaining))
             delay = min(delay * 2, 2.0)
 
 

@@ -205,6 +205,20 @@ def test_a_reader_holding_the_file_makes_the_writer_fail_naming_the_holder(
         holder.wait()
 
 
+def test_the_writer_waits_the_whole_lock_timeout_before_giving_up(tmp_path: Path) -> None:
+    path = tmp_path / "wecom.duckdb"
+    warehouse.connect(path, lock_timeout=0).close()
+    holder = _hold_lock(path, read_only=True, seconds=30)
+    try:
+        started = time.monotonic()
+        with pytest.raises(warehouse.WarehouseLockedError, match="stayed locked for 2s"):
+            warehouse.connect(path, lock_timeout=2.0)
+        assert 2.0 <= time.monotonic() - started < 6
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_the_writer_gets_the_file_once_the_holder_lets_go(tmp_path: Path) -> None:
     path = tmp_path / "wecom.duckdb"
     warehouse.connect(path, lock_timeout=0).close()
