@@ -14,10 +14,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-## Headless Chromium and CJK fonts for the browser tests (Debian packages; needs root).
+## Headless Chromium and CJK fonts for the browser tests (Debian packages; root, or sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser-deps:
 	@if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi "noto.*cjk"; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 	fi
 
 lint: venv
@@ -34,8 +36,9 @@ test: venv browser-deps lint typecheck
 demo: venv
 	$(BIN)/python -m wecom_assets.demo
 
+## The Dagster UI against the sandbox on http://127.0.0.1:3000 (or UI_PORT=...) until Ctrl-C.
 ui: venv
-	$(BIN)/python -m wecom_assets.demo --ui
+	$(BIN)/python -m wecom_assets.demo --ui $(if $(UI_PORT),--port $(UI_PORT))
 
 bench: venv
 	$(BIN)/python -m benchmarks.run

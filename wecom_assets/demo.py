@@ -2,8 +2,9 @@
 
 The demo generates an org, serves it with the sandbox, materializes the three assets through the
 real ``dagster asset materialize`` CLI into ``data/wecom.duckdb``, prints a few analyst queries and
-stops the sandbox. ``--ui`` instead starts ``dagster dev`` wired to the sandbox until Ctrl-C. Both
-use a persistent, git-ignored ``.dagster_home`` holding this repository's ``dagster.yaml``.
+stops the sandbox. ``--ui`` instead starts the Dagster UI (``dg dev``) wired to the sandbox until
+Ctrl-C. Both use a persistent, git-ignored ``.dagster_home`` holding this repository's
+``dagster.yaml``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 
+from wecom_assets.dev_ui import DEFAULT_PORT, DevServer, free_port, port_is_free
 from wecom_assets.sandbox.org import generate_org, save_org
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +121,10 @@ def print_examples(database: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo, or the UI with ``--ui``."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--ui", action="store_true", help="start `dagster dev` until Ctrl-C")
+    parser.add_argument("--ui", action="store_true", help="start the Dagster UI until Ctrl-C")
+    parser.add_argument(
+        "--port", type=int, help=f"port of the UI ({DEFAULT_PORT}, or a free one if it is taken)"
+    )
     parser.add_argument("--users", type=int, default=500)
     parser.add_argument("--departments", type=int, default=50)
     args = parser.parse_args(argv)
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         env = sandbox_env(org, url)
         _log(f"sandbox at {url}; DAGSTER_HOME={env['DAGSTER_HOME']}")
         if args.ui:
-            return run_ui(env)
+            return run_ui(env, args.port)
         subprocess.run(dagster_command("instance", "migrate"), env=env, check=True)
         started = time.monotonic()
         subprocess.run(dagster_command("launch", "--assets", "*", tool="dg"), env=env, check=True)
@@ -152,16 +157,41 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_ui(env: dict[str, str]) -> int:
-    """``dagster dev`` on this workspace until Ctrl-C; the sandbox stops with it."""
-    process = subprocess.Popen(
-        dagster_command("dev", "-w", str(ROOT / "workspace.yaml")), env=env, cwd=ROOT
-    )
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_ui(env: dict[str, str], port: int | None = None) -> int:
+    """The Dagster UI (``dg dev``) on this workspace until Ctrl-C; the sandbox stops with it.
+
+    The UI listens on ``port``, else on 3000, else (3000 taken) on a free port. Ctrl-C, SIGTERM
+    and a closed terminal all stop the webserver, the daemon, their code servers and any run
+    in flight, and then the sandbox.
+    """
+    if port is None:
+        port = DEFAULT_PORT if port_is_free(DEFAULT_PORT) else free_port()
+    server = DevServer(env, Path(env["DAGSTER_HOME"]), port)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        return process.wait()
+        server.start()
+        try:
+            server.wait_until_ready()
+        except RuntimeError as error:
+            if server.process is None or server.process.poll() is not None:
+                raise
+            _log(f"{error}; the UI shows the details")
+        _log(f"Dagster UI at {server.url} (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it")
+        return server.wait()
     except KeyboardInterrupt:
-        process.send_signal(signal.SIGINT)
-        return process.wait(timeout=30)
+        _log("stopping the Dagster UI and the sandbox")
+        return 0
+    finally:
+        try:
+            server.stop()
+        except KeyboardInterrupt:
+            server.kill()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":
