@@ -34,6 +34,9 @@ FRESHNESS_POLICY = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(hours=26), warn_window=timedelta(hours=25)
 )
 TAGS = {"domain": "org_chart", "source": "wecom"}
+# Who answers for these tables: the catalog shows owners on every asset and filters by them.
+# Replace with your team (`team:<name>`) or a person's email.
+OWNERS = ["team:data-platform"]
 
 
 class SyncConfig(dg.Config):
@@ -144,6 +147,7 @@ def _write_and_report(
     kinds={"wecom", "duckdb"},
     pool=POOL,
     tags=TAGS,
+    owners=OWNERS,
     freshness_policy=FRESHNESS_POLICY,
     check_specs=DEPARTMENT_CHECKS,
     metadata=_definition_metadata(DEPARTMENTS),
@@ -185,6 +189,7 @@ def wecom_departments(
     kinds={"wecom", "duckdb"},
     pool=POOL,
     tags=TAGS,
+    owners=OWNERS,
     deps=[wecom_departments],
     freshness_policy=FRESHNESS_POLICY,
     check_specs=USER_CHECKS,
@@ -244,6 +249,7 @@ def wecom_users(
     kinds={"duckdb"},
     pool=POOL,
     tags=TAGS,
+    owners=OWNERS,
     deps=[wecom_users],
     freshness_policy=FRESHNESS_POLICY,
     check_specs=MEMBERSHIP_CHECKS,
