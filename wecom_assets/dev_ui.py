@@ -41,6 +41,17 @@ _LOCATIONS_QUERY = (
 )
 
 
+# A process started in the background (`make ui &`, some CI runners) ignores SIGINT, and so would
+# `dg dev`, its children and, through Dagster's SIGTERM-to-SIGINT mapping, SIGTERM too: restore the
+# default before exec so that the one SIGINT of `DevServer.stop` shuts it down.
+_WITH_SIGINT = (
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+)
+
+
 def port_is_free(port: int, host: str = HOST) -> bool:
     """Whether a server could listen on ``host:port`` right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -125,7 +136,7 @@ class DevServer:
     def start(self) -> DevServer:
         """Start ``dg dev`` in a new session, so that a Ctrl-C reaches it once, through us."""
         self.process = subprocess.Popen(
-            dev_command(self.port),
+            [*_WITH_SIGINT, *dev_command(self.port)],
             env=self.env,
             cwd=self.dagster_home,
             stdin=subprocess.DEVNULL,
