@@ -14,7 +14,7 @@ import dagster as dg
 import duckdb as duckdb_lib
 
 from wecom_assets import history, warehouse
-from wecom_assets.assets import FRESHNESS_POLICY, GROUP, POOL, TAGS, table_schema
+from wecom_assets.assets import FRESHNESS_POLICY, GROUP, OWNERS, POOL, TAGS, table_schema
 from wecom_assets.checks import check_results
 from wecom_assets.quality import CheckOutcome
 from wecom_assets.resources import WarehouseResource
@@ -44,6 +44,7 @@ def _spec(table: TableSpec) -> dg.AssetSpec:
         description=table.description,
         group_name=GROUP,
         kinds={"duckdb", _KINDS.get(table.name, "table")},
+        owners=OWNERS,
         tags=TAGS,
         freshness_policy=FRESHNESS_POLICY,
         metadata={

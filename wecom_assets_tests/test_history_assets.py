@@ -27,8 +27,9 @@ from dagster_support import (
 )
 from history_support import Org, expected_intervals, plain_users
 
-from wecom_assets.assets import dept_membership, wecom_departments, wecom_users
-from wecom_assets.history import HISTORY_TABLES
+from wecom_assets.assets import OWNERS, dept_membership, wecom_departments, wecom_users
+from wecom_assets.definitions import defs
+from wecom_assets.history import HISTORY_TABLES, VIEWS
 from wecom_assets.history_assets import wecom_history
 from wecom_assets.sandbox.org import generate_org, subtree_ids
 from wecom_assets.sandbox.server import FaultConfig, SandboxServer
@@ -295,3 +296,16 @@ def test_an_inconsistent_history_fails_its_check_and_is_not_updated(
     ]
     assert failed == [("wecom_departments_history", "history_is_consistent")]
     assert _dump(tmp_path / "wecom.duckdb") == before
+
+
+@pytest.mark.parametrize("spec", [*HISTORY_TABLES, *VIEWS], ids=lambda spec: spec.name)
+def test_history_assets_show_owners_description_table_name_and_columns(spec: Any) -> None:
+    asset = defs.resolve_assets_def(spec.name).specs_by_key[dg.AssetKey(spec.name)]
+    assert asset.owners == OWNERS
+    assert asset.group_name == "wecom"
+    assert (asset.description or "").strip()
+    assert asset.metadata["dagster/table_name"] == f"main.{spec.name}"
+    columns = asset.metadata["dagster/column_schema"].columns
+    assert [(c.name, c.type) for c in columns] == [(c.name, c.sql_type) for c in spec.columns]
+    assert all(c.description for c in columns)
+    assert defs.resolve_asset_graph().get(dg.AssetKey(spec.name)).pools == {"wecom_duckdb"}
