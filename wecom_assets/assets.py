@@ -104,17 +104,19 @@ def _materialization(
     started: float,
     extra: Mapping[str, Any],
 ) -> dg.MaterializeResult:
+    metadata: dict[str, Any] = {
+        "dagster/row_count": result.row_count,
+        "dagster/column_schema": table_schema(spec),
+        "dagster/table_name": f"main.{spec.name}",
+        "duckdb/load_seconds": round(result.seconds, 3),
+        "duration_seconds": round(time.monotonic() - started, 3),
+        **extra,
+    }
+    # The first load has no previous table: no entry rather than a "null" in the UI and its plots.
+    if result.previous_row_count is not None:
+        metadata["previous_row_count"] = result.previous_row_count
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": result.row_count,
-            "dagster/column_schema": table_schema(spec),
-            "dagster/table_name": f"main.{spec.name}",
-            "previous_row_count": result.previous_row_count,
-            "duckdb/load_seconds": round(result.seconds, 3),
-            "duration_seconds": round(time.monotonic() - started, 3),
-            **extra,
-        },
-        check_results=check_results(spec.name, result.outcomes),
+        metadata=metadata, check_results=check_results(spec.name, result.outcomes)
     )
 
 
@@ -135,9 +137,11 @@ def _write_and_report(
         raise _failure(rejected, f"{spec.name} not replaced") from None
     except warehouse.WarehouseError as error:
         raise _failure(error, f"{spec.name} not replaced") from None
+    before = (
+        "new table" if result.previous_row_count is None else f"was {result.previous_row_count}"
+    )
     context.log.info(
-        f"Replaced {spec.name}: {result.row_count} rows (was {result.previous_row_count}) "
-        f"in {result.seconds:.2f}s"
+        f"Replaced {spec.name}: {result.row_count} rows ({before}) in {result.seconds:.2f}s"
     )
     yield _materialization(spec, result, started, extra)
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
 from dagster._config import ConfigType
+from dagster_support import resources
 
-from wecom_assets.assets import OWNERS, TAGS
+from wecom_assets.assets import OWNERS, TAGS, wecom_departments
 from wecom_assets.definitions import defs
+from wecom_assets.sandbox.server import SandboxServer
 from wecom_assets.tables import DEPARTMENTS, MEMBERSHIP, USERS
 
 WECOM_TABLES = {spec.name: spec for spec in (DEPARTMENTS, USERS, MEMBERSHIP)}
@@ -79,3 +83,17 @@ def test_membership_column_lineage_points_at_columns_of_wecom_users() -> None:
         for dep in deps:
             assert dep.asset_key == dg.AssetKey("wecom_users")
             assert dep.column_name in USERS.column_names
+
+
+def test_previous_row_count_is_reported_only_when_there_was_a_previous_table(
+    sandbox_org: dict[str, Any], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    def materialize() -> dict[str, Any]:
+        result = dg.materialize(
+            [wecom_departments], resources=resources(sandbox_org, sandbox.url, tmp_path)
+        )
+        (event,) = result.get_asset_materialization_events()
+        return dict(event.materialization.metadata)
+
+    assert "previous_row_count" not in materialize()
+    assert materialize()["previous_row_count"].value == len(sandbox_org["departments"])
