@@ -183,15 +183,19 @@ def replace_table(
     started = time.monotonic()
     staging = f"{spec.name}__staging"
     incoming = f"{spec.name}__incoming"
+    columns = ", ".join(f'"{c.name}"::{c.sql_type} AS "{c.name}"' for c in spec.columns)
     conn.execute("BEGIN TRANSACTION")
     try:
         if isinstance(source, pa.Table):
+            # A view: the rules and the insert read the Arrow data in place, so DuckDB builds
+            # one copy of the snapshot (the new table) instead of two.
             conn.register("__snapshot_arrow", source.select(list(spec.column_names)))
-            select = "SELECT * FROM __snapshot_arrow"
+            incoming_kind = "VIEW"
+            conn.execute(f'CREATE TEMP VIEW "{incoming}" AS SELECT {columns} FROM __snapshot_arrow')
         else:
-            select = source
-        columns = ", ".join(f'"{c.name}"::{c.sql_type} AS "{c.name}"' for c in spec.columns)
-        conn.execute(f'CREATE TEMP TABLE "{incoming}" AS SELECT {columns} FROM ({select})')
+            # A query is computed once, not once per rule.
+            incoming_kind = "TABLE"
+            conn.execute(f'CREATE TEMP TABLE "{incoming}" AS SELECT {columns} FROM ({source})')
         outcomes = tuple(rule(conn, f'"{incoming}"') for rule in rules)
         if any(o.blocking and not o.passed for o in outcomes):
             raise SnapshotRejectedError(spec.name, outcomes)
@@ -203,7 +207,7 @@ def replace_table(
         conn.execute(f'INSERT INTO "{staging}" SELECT * FROM "{incoming}"')
         conn.execute(f'DROP TABLE IF EXISTS "{spec.name}"')
         conn.execute(f'ALTER TABLE "{staging}" RENAME TO "{spec.name}"')
-        conn.execute(f'DROP TABLE "{incoming}"')
+        conn.execute(f'DROP {incoming_kind} "{incoming}"')
         conn.execute("COMMIT")
     except BaseException:
         _rollback(conn)
