@@ -1,0 +1,181 @@
+"""The Dagster UI stack for the browser and GraphQL tests, started once per session.
+
+The stack is what ``make ui`` runs: the sandbox and ``dg dev`` (webserver, daemon, code server)
+through :class:`wecom_assets.dev_ui.DevServer`, on free ports, with a tmp ``DAGSTER_HOME`` that
+holds this repository's ``dagster.yaml`` and a tmp DuckDB file. Its log and the screenshots go to
+``test-artifacts/`` (git-ignored) so a failure can be read after the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from dagster_graphql import DagsterGraphQLClient
+
+from wecom_assets.dev_ui import DevServer, free_port
+from wecom_assets.sandbox.org import generate_org
+from wecom_assets.sandbox.server import SandboxServer
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+LOCATION = "wecom_assets"
+REPOSITORY = "__repository__"
+
+# Without the background-networking flags Chromium tries to reach Google's services and stalls
+# when there is no route to them.
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+# The UI shows a "Join the Dagster community" dialog over the first page on localhost; this is the
+# browser-side flag its "Skip" button sets.
+DISMISS_COMMUNITY_DIALOG = "window.localStorage.setItem('communityNux', JSON.stringify('1'))"
+
+TERMINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+def chromium_executable() -> str:
+    """Debian's Chromium; the browser tests fail (never skip) without it."""
+    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
+    if not path:
+        pytest.fail(
+            "chromium is not installed: run `make browser-deps` "
+            "(apt-get install chromium fonts-noto-cjk)",
+            pytrace=False,
+        )
+    return path
+
+
+@dataclass
+class UiStack:
+    """A running sandbox + ``dg dev`` pair and what the tests need to check their work."""
+
+    org: dict[str, Any] = field(repr=False)
+    sandbox: SandboxServer
+    server: DevServer
+    dagster_home: Path
+    database: Path
+
+    @property
+    def url(self) -> str:
+        """Root URL of the Dagster UI."""
+        return self.server.url
+
+    @property
+    def secret(self) -> str:
+        """The corp secret the code location reads from ``WECOM_CORP_SECRET``."""
+        return str(self.org["corp_secret"])
+
+    def client(self) -> DagsterGraphQLClient:
+        """Dagster's own GraphQL client for this webserver."""
+        return DagsterGraphQLClient("127.0.0.1", port_number=self.server.port, timeout=30)
+
+    def graphql(self, query: str, **variables: Any) -> tuple[dict[str, Any], str]:
+        """Run a GraphQL query; its ``data`` and the raw response text (to search for secrets)."""
+        response = requests.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=30
+        )
+        response.raise_for_status()
+        payload = response.json()
+        assert not payload.get("errors"), payload["errors"]
+        return payload["data"], response.text
+
+    def wait_for_run(self, run_id: str, timeout: float = 120.0) -> str:
+        """Poll the run until it ends; its final status (``SUCCESS``, ``FAILURE``, ...)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            data, _ = self.graphql(
+                "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }", id=run_id
+            )
+            status = data["runOrError"]["status"]
+            if status in TERMINAL_RUN_STATUSES:
+                return status
+            assert time.monotonic() < deadline, f"run {run_id} still {status} after {timeout}s"
+            time.sleep(0.5)
+
+    def instance_files_containing(self, needle: str) -> list[Path]:
+        """Files under ``DAGSTER_HOME`` (run and event storage, compute logs) holding ``needle``."""
+        encoded = needle.encode()
+        found = []
+        for path in self.dagster_home.rglob("*"):
+            try:
+                if path.is_file() and encoded in path.read_bytes():
+                    found.append(path)
+            except FileNotFoundError:  # the daemon removes temporary files as it goes
+                continue
+        return found
+
+
+def stack_env(org: dict[str, Any], sandbox_url: str, home: Path, database: Path) -> dict[str, str]:
+    """The environment ``make ui`` gives the services, pointed at tmp paths."""
+    # A developer's own settings must not leak into the stack.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECOM_", "DAGSTER_"))}
+    env.update(
+        {
+            "DAGSTER_HOME": str(home),
+            "WECOM_CORP_ID": str(org["corp_id"]),
+            "WECOM_CORP_SECRET": str(org["corp_secret"]),
+            "WECOM_API_BASE_URL": sandbox_url,
+            "WECOM_DUCKDB_PATH": str(database),
+            # Evaluate freshness policies every 2 s instead of 30 s, so the UI shows the result
+            # of a fresh materialization while the test looks.
+            "FRESHNESS_DAEMON_INTERVAL_SECONDS": "2",
+        }
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
+    """Sandbox + ``dg dev`` on free ports for the whole session; stopped as Ctrl-C stops it."""
+    tmp = tmp_path_factory.mktemp("ui_stack")
+    home = tmp / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    database = tmp / "wecom.duckdb"
+    ARTIFACTS.mkdir(exist_ok=True)
+    org = generate_org(users=200, departments=30, seed=7)
+    with (
+        SandboxServer(org) as sandbox,
+        (ARTIFACTS / "dg-dev.log").open("wb") as log,
+    ):
+        server = DevServer(stack_env(org, sandbox.url, home, database), home, free_port(), log)
+        server.start()
+        try:
+            server.wait_until_ready()
+            yield UiStack(org, sandbox, server, home, database)
+        finally:
+            exit_code = server.stop()
+        assert exit_code == 0, f"`dg dev` exited with {exit_code} on SIGINT; see {log.name}"
+        left = processes_mentioning(str(home))
+        assert not left, f"processes of the stack still running after it stopped: {left}"
+
+
+def processes_mentioning(text: str) -> dict[int, str]:
+    """Running processes whose command line contains ``text`` (the instance path, for one)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if text in cmdline and state != "Z":
+            found[int(entry.name)] = cmdline[:200]
+    return found
