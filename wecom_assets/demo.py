@@ -1,7 +1,7 @@
 """`make demo` and `make ui`: the product end to end on a laptop, against the bundled sandbox.
 
 The demo generates an org, serves it with the sandbox, materializes the three assets through the
-real ``dagster asset materialize`` CLI into ``data/wecom.duckdb``, prints a few analyst queries and
+real ``dg launch`` CLI into ``data/wecom.duckdb``, prints a few analyst queries and
 stops the sandbox. ``--ui`` instead starts the Dagster UI (``dg dev``) wired to the sandbox until
 Ctrl-C. Both use a persistent, git-ignored ``.dagster_home`` holding this repository's
 ``dagster.yaml``.
@@ -10,21 +10,19 @@ Ctrl-C. Both use a persistent, git-ignored ``.dagster_home`` holding this reposi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
 from wecom_assets.dev_ui import DEFAULT_PORT, DevServer, free_port, port_is_free
 from wecom_assets.sandbox.org import generate_org, save_org
+from wecom_assets.sandbox.process import serve_in_subprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -66,30 +64,6 @@ def prepare_dagster_home() -> Path:
     shutil.rmtree(DAGSTER_HOME / ".wecom", ignore_errors=True)
     shutil.copyfile(ROOT / "dagster.yaml", DAGSTER_HOME / "dagster.yaml")
     return DAGSTER_HOME
-
-
-@contextmanager
-def running_sandbox(org_path: Path) -> Iterator[str]:
-    """Serve ``org_path`` with the sandbox in a child process; yields its base URL."""
-    port_file = DATA / "sandbox.url"
-    port_file.unlink(missing_ok=True)
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "wecom_assets.sandbox", "serve"),
-            *("--org", str(org_path), "--port", "0", "--port-file", str(port_file)),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not port_file.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the sandbox did not start; run it alone to see why")
-            time.sleep(0.1)
-        yield port_file.read_text().strip()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def sandbox_env(org: dict[str, object], url: str) -> dict[str, str]:
@@ -134,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     org_path = DATA / "demo_org.json"
     save_org(org, org_path)
     _log(f"generated {args.users} users in {args.departments} departments -> {org_path}")
-    with running_sandbox(org_path) as url:
+    with serve_in_subprocess(org_path) as sandbox:
+        url = sandbox.url
         env = sandbox_env(org, url)
         _log(f"sandbox at {url}; DAGSTER_HOME={env['DAGSTER_HOME']}")
         if args.ui:
@@ -143,14 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         subprocess.run(dagster_command("launch", "--assets", "*", tool="dg"), env=env, check=True)
         _log(f"materialized all assets in {time.monotonic() - started:.1f}s")
-        stats = json.loads(
-            subprocess.run(
-                [sys.executable, "-m", "wecom_assets.sandbox", "stats", "--url", url],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )
+        stats = sandbox.stats()
         _log(f"sandbox saw {stats['gettoken']} gettoken call(s); API calls: {stats['calls']}")
     print_examples(DATA / "wecom.duckdb")
     _log(f"done: query {DATA / 'wecom.duckdb'} with duckdb, or run `make ui`")

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from wecom_assets import warehouse
 from wecom_assets.pii import PiiPolicy, resolve_policy
-from wecom_assets.wecom import ClientConfig, WeComClient, WeComConfigError
+from wecom_assets.wecom import ClientConfig, WeComClient
 
 DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
 DEFAULT_DUCKDB_PATH = "data/wecom.duckdb"
@@ -133,20 +133,13 @@ class WeComResource(dg.ConfigurableResource):
         Raises:
             WeComConfigError: corp id or secret is empty; the message names the env var to set.
         """
-        if not self.corp_id.strip():
-            raise WeComConfigError("WECOM_CORP_ID is empty; set it to your corp id (ww...).")
-        if not self.corp_secret.strip():
-            raise WeComConfigError(
-                "WECOM_CORP_SECRET is empty; set it to the secret of the app whose visible "
-                "range you want to sync."
-            )
         return ClientConfig(
             corp_id=self.corp_id.strip(),
             corp_secret=self.corp_secret.strip(),
             base_url=self.base_url or os.environ.get("WECOM_API_BASE_URL") or DEFAULT_BASE_URL,
-            token_cache_dir=Path(self.token_cache_dir)
-            if self.token_cache_dir
-            else (default_token_cache_dir()),
+            token_cache_dir=(
+                Path(self.token_cache_dir) if self.token_cache_dir else default_token_cache_dir()
+            ),
             max_concurrency=self.max_concurrency,
             request_timeout=self.request_timeout_seconds,
             max_retries=self.max_retries,

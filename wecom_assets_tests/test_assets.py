@@ -218,3 +218,17 @@ def test_missing_credentials_fail_the_run_naming_the_variable(
             },
         )
     assert sandbox.stats()["gettoken"] == 0
+
+
+def test_an_empty_secret_fails_the_run_naming_the_variable(
+    org: dict[str, Any], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    result = dg.materialize(
+        ASSETS,
+        resources=resources(org, sandbox.url, tmp_path, corp_secret="  "),
+        raise_on_error=False,
+    )
+    failure = result.failure_data_for_node("wecom_departments")
+    assert failure is not None and failure.error is not None
+    assert "WECOM_CORP_SECRET" in failure.error.message
+    assert sandbox.stats()["gettoken"] == 0
