@@ -28,10 +28,10 @@ import duckdb
 from wecom_assets.assets import dept_membership, wecom_departments, wecom_users
 from wecom_assets.history_assets import wecom_history
 from wecom_assets.resources import WarehouseResource, WeComResource
+from wecom_assets.sandbox.evolve import OrgEditor, evolve_org
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.sandbox.server import SandboxServer
 from wecom_assets.wecom.models import Department, User
-from wecom_assets_tests.history_support import Org
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out" / "history_growth.json"
@@ -42,51 +42,6 @@ TABLES = (
     "dept_membership_history",
     "wecom_department_paths_history",
 )
-
-
-def evolve(org: Org, rng: random.Random, scale: int) -> dict[str, int]:
-    """Apply a day's worth of changes, about ``scale`` of each kind per 20k users."""
-    users = [u["userid"] for u in org.data["users"]]
-    departments = [d["id"] for d in org.data["departments"]]
-    chosen = rng.sample(users, 5 * scale)
-    leaves, moves, renames, statuses = (chosen[i * scale : (i + 1) * scale] for i in range(4))
-    for userid in leaves:
-        org.leave(userid)
-    for userid in moves:
-        org.move(userid, rng.choice(departments))
-    for userid in renames:
-        org.rename_user(userid, org.user(userid)["name"] + "·改")
-    for userid in statuses:
-        org.set_status(userid, 2 if org.user(userid).get("status") == 1 else 1)
-    for number in range(scale):
-        org.join(f"hire.{rng.getrandbits(48):012x}.{number}", "新同事", rng.choice(departments))
-    renamed = rng.sample(departments[1:], max(1, scale // 10))
-    for department_id in renamed:
-        org.rename_department(department_id, org.department(department_id)["name"] + " (新)")
-    leaves_of_tree = [
-        d
-        for d in departments[1:]
-        if not any(x.get("parentid") == d for x in org.data["departments"])
-    ]
-    for department_id in rng.sample(leaves_of_tree, max(1, scale // 20)):
-        org.reparent(department_id, rng.choice([d for d in departments if d != department_id][:50]))
-    members: dict[int, list[str]] = {}
-    for user in org.data["users"]:
-        for department_id in user["department"]:
-            members.setdefault(department_id, []).append(user["userid"])
-    led = rng.sample(sorted(members), max(1, scale // 10))
-    for department_id in led:
-        org.make_sole_leader(department_id, rng.choice(members[department_id]))
-    return {
-        "joined": scale,
-        "left": scale,
-        "moved": scale,
-        "renamed_users": scale,
-        "status_changes": scale,
-        "renamed_departments": len(renamed),
-        "reparented_departments": max(1, scale // 20),
-        "leader_changes": len(led),
-    }
 
 
 def _rows(org: dict[str, Any]) -> dict[str, dict[Any, Any]]:
@@ -136,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = random.Random(args.seed)
     started = time.monotonic()
-    org = Org(generate_org(users=args.users, departments=args.departments, seed=args.seed))
+    org = OrgEditor(generate_org(users=args.users, departments=args.departments, seed=args.seed))
     print(f"generated {args.users} users / {args.departments} departments")
     results: list[dict[str, Any]] = []
     ok = True
@@ -153,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         previous: dict[str, dict[Any, Any]] = {name: {} for name in TABLES[:3]}
         for sync in (1, 2, 3):
-            made = evolve(org, rng, args.changes) if sync > 1 else {}
+            made = evolve_org(org, rng, args.changes) if sync > 1 else {}
             snapshot = org.snapshot()
             server.replace_org(snapshot)
             began = time.monotonic()

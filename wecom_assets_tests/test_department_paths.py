@@ -8,9 +8,10 @@ from typing import Any
 
 import duckdb
 import pytest
-from history_support import Org, load_snapshot
+from history_support import load_snapshot
 
 from wecom_assets import history
+from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import generate_org, subtree_ids, visible_view
 
 T1 = datetime(2025, 3, 1, tzinfo=UTC)
@@ -78,7 +79,7 @@ def test_a_partial_visible_range_starts_paths_at_the_visible_roots(
 def test_a_name_with_a_slash_stays_whole_in_path_names(
     conn: duckdb.DuckDBPyConnection, org: dict[str, Any]
 ) -> None:
-    changed = Org(org)
+    changed = OrgEditor(org)
     leaf = changed.data["departments"][-1]
     changed.rename_department(leaf["id"], "Ops/SRE 小组")
     load_snapshot(conn, changed.snapshot(), T1)
@@ -96,7 +97,7 @@ def test_the_view_follows_each_replacement_of_the_departments_table(
 ) -> None:
     load_snapshot(conn, org, T1)
     history.ensure_schema(conn)
-    changed = Org(org)
+    changed = OrgEditor(org)
     moved = changed.data["departments"][-1]["id"]
     changed.reparent(moved, 1)
     load_snapshot(conn, changed.snapshot(), T1 + timedelta(days=1))
@@ -111,7 +112,7 @@ def test_renaming_a_department_versions_the_path_of_its_whole_subtree(
 ) -> None:
     load_snapshot(conn, org, T1)
     history.apply_snapshot(conn)
-    changed = Org(org)
+    changed = OrgEditor(org)
     parent = next(
         d["id"]
         for d in org["departments"][1:]

@@ -20,9 +20,10 @@ from dagster_support import (
     expected_membership,
     expected_users,
 )
-from history_support import Org, load_snapshot, plain_users
+from history_support import load_snapshot, plain_users
 
 from wecom_assets import history
+from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import generate_org
 
 T1 = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
@@ -45,7 +46,7 @@ def conn() -> Iterator[duckdb.DuckDBPyConnection]:
         yield connection
 
 
-def _sync(conn: duckdb.DuckDBPyConnection, org: Org, at: datetime) -> history.HistoryResult:
+def _sync(conn: duckdb.DuckDBPyConnection, org: OrgEditor, at: datetime) -> history.HistoryResult:
     load_snapshot(conn, org.snapshot(), at)
     return history.apply_snapshot(conn)
 
@@ -85,7 +86,7 @@ def _users_as_of(at: datetime) -> str:
 def test_first_snapshot_opens_one_version_per_row_and_no_events(
     conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
 ) -> None:
-    result = _sync(conn, Org(base_org), T1)
+    result = _sync(conn, OrgEditor(base_org), T1)
     assert result.applied
     assert result.snapshot_at == T1
     opened = {t.table: t.opened for t in result.tables}
@@ -103,7 +104,7 @@ def test_first_snapshot_opens_one_version_per_row_and_no_events(
 def test_applying_the_same_snapshot_again_changes_nothing(
     conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
 ) -> None:
-    org = Org(base_org)
+    org = OrgEditor(base_org)
     _sync(conn, org, T1)
     org.move(plain_users(org, 1)[0], org.data["departments"][3]["id"])
     _sync(conn, org, T2)
@@ -117,7 +118,7 @@ def test_applying_the_same_snapshot_again_changes_nothing(
 def test_a_new_snapshot_without_changes_adds_no_versions_but_logs_the_sync(
     conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
 ) -> None:
-    org = Org(base_org)
+    org = OrgEditor(base_org)
     _sync(conn, org, T1)
     before = _dump(conn)
     result = _sync(conn, org, T2)
@@ -140,7 +141,7 @@ def test_a_new_snapshot_without_changes_adds_no_versions_but_logs_the_sync(
 def test_only_changed_rows_get_new_versions_and_unchanged_rows_keep_their_first(
     conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
 ) -> None:
-    org = Org(base_org)
+    org = OrgEditor(base_org)
     _sync(conn, org, T1)
     mover, renamed = plain_users(org, 2)
     org.move(mover, org.data["departments"][3]["id"])
@@ -167,7 +168,7 @@ def test_only_changed_rows_get_new_versions_and_unchanged_rows_keep_their_first(
 def test_as_of_each_snapshot_the_history_equals_that_snapshot_exactly(
     conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
 ) -> None:
-    org = Org(base_org)
+    org = OrgEditor(base_org)
     snapshots = []
     for at, change in ((T1, None), (T2, "first"), (T3, "second")):
         if change == "first":
@@ -198,7 +199,7 @@ def test_as_of_each_snapshot_the_history_equals_that_snapshot_exactly(
 def test_user_events_are_exactly_the_changes_made(
     conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
 ) -> None:
-    org = Org(base_org)
+    org = OrgEditor(base_org)
     _sync(conn, org, T1)
     leaver, mover, renamed, disabled = plain_users(org, 4)
     source = org.user(mover)["main_department"]
@@ -227,7 +228,7 @@ def test_user_events_are_exactly_the_changes_made(
 def test_a_user_who_leaves_and_returns_has_two_intervals_and_both_events(
     conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
 ) -> None:
-    org = Org(base_org)
+    org = OrgEditor(base_org)
     _sync(conn, org, T1)
     (userid,) = plain_users(org, 1)
     returning = org.user(userid)
@@ -247,7 +248,7 @@ def test_a_user_who_leaves_and_returns_has_two_intervals_and_both_events(
 def test_leader_changes_are_events_of_the_department_and_of_both_users(
     conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
 ) -> None:
-    org = Org(base_org)
+    org = OrgEditor(base_org)
     department = next(
         d
         for d in org.data["departments"]
@@ -273,7 +274,7 @@ def test_leader_changes_are_events_of_the_department_and_of_both_users(
 def test_department_events_cover_rename_move_add_and_remove(
     conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
 ) -> None:
-    org = Org(base_org)
+    org = OrgEditor(base_org)
     leaf = next(d for d in org.data["departments"][1:] if _removable(org, d["id"]))
     renamed = dict(next(d for d in org.data["departments"][1:] if d["id"] != leaf["id"]))
     _sync(conn, org, T1)
@@ -296,7 +297,7 @@ def test_department_events_cover_rename_move_add_and_remove(
 def test_moves_carry_the_department_paths_as_they_were_at_the_change(
     conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
 ) -> None:
-    org = Org(base_org)
+    org = OrgEditor(base_org)
     org.add_department(99_001, "研发中心", 1)
     org.add_department(99_002, "产品中心", 1)
     (userid,) = plain_users(org, 1)
@@ -316,7 +317,7 @@ def test_moves_carry_the_department_paths_as_they_were_at_the_change(
 def test_a_snapshot_older_than_the_history_is_refused_and_changes_nothing(
     conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
 ) -> None:
-    org = Org(base_org)
+    org = OrgEditor(base_org)
     _sync(conn, org, T2)
     before = _dump(conn)
     org.rename_user(plain_users(org, 1)[0], "迟到的快照")
@@ -329,7 +330,7 @@ def test_a_snapshot_older_than_the_history_is_refused_and_changes_nothing(
 def test_a_failure_part_way_through_changes_nothing(
     conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
 ) -> None:
-    org = Org(base_org)
+    org = OrgEditor(base_org)
     _sync(conn, org, T1)
     before = _dump(conn)
     org.rename_department(org.data["departments"][2]["id"], "部门改名")
@@ -350,7 +351,7 @@ def test_a_failure_part_way_through_changes_nothing(
 def test_an_inconsistent_history_is_reported_and_not_updated(
     conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
 ) -> None:
-    org = Org(base_org)
+    org = OrgEditor(base_org)
     _sync(conn, org, T1)
     (userid,) = plain_users(org, 1)
     conn.execute(
@@ -372,7 +373,7 @@ def test_an_inconsistent_history_is_reported_and_not_updated(
 def test_a_column_added_to_the_tables_does_not_version_every_row(
     conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
 ) -> None:
-    org = Org(base_org)
+    org = OrgEditor(base_org)
     _sync(conn, org, T1)
     # A history written before `qr_code` existed: the column is missing, hashes exclude it.
     tracked = next(t for t in history.TRACKED if t.history is history.USERS_HISTORY)
@@ -395,7 +396,7 @@ def test_a_column_added_to_the_tables_does_not_version_every_row(
     assert (users.opened, users.closed) == (with_qr_code, with_qr_code)
 
 
-def _removable(org: Org, department_id: int) -> bool:
+def _removable(org: OrgEditor, department_id: int) -> bool:
     """A leaf whose members lead nothing elsewhere, so moving them out changes no leader list."""
     if [d for d in org.data["departments"] if d.get("parentid") == department_id]:
         return False

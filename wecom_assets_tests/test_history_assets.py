@@ -25,12 +25,13 @@ from dagster_support import (
     table_rows,
     users_sql,
 )
-from history_support import Org, expected_intervals, plain_users
+from history_support import expected_intervals, plain_users
 
 from wecom_assets.assets import OWNERS, dept_membership, wecom_departments, wecom_users
 from wecom_assets.definitions import defs
 from wecom_assets.history import HISTORY_TABLES, VIEWS
 from wecom_assets.history_assets import wecom_history
+from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import generate_org, subtree_ids
 from wecom_assets.sandbox.server import FaultConfig, SandboxServer
 
@@ -59,7 +60,7 @@ def _metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
-    org = Org(generate_org(users=150, departments=20, seed=31))
+    org = OrgEditor(generate_org(users=150, departments=20, seed=31))
     tmp_path = tmp_path_factory.mktemp("history")
     snapshots: list[dict[str, Any]] = []
     metadata: list[dict[str, dict[str, Any]]] = []
@@ -252,7 +253,7 @@ def test_a_failed_sync_leaves_the_history_unchanged(
 ) -> None:
     assert dg.materialize(ASSETS, resources=resources(sandbox_org, sandbox.url, tmp_path)).success
     before = _dump(tmp_path / "wecom.duckdb")
-    org = Org(sandbox_org)
+    org = OrgEditor(sandbox_org)
     org.rename_department(org.data["departments"][1]["id"], "不会被记录的名字")
     org.leave(plain_users(org, 1)[0])
     sandbox.replace_org(org.snapshot())
@@ -284,7 +285,7 @@ def test_an_inconsistent_history_fails_its_check_and_is_not_updated(
             "SECOND AS valid_from) FROM wecom_departments_history WHERE id = 1"
         )
     before = _dump(tmp_path / "wecom.duckdb")
-    org = Org(sandbox_org)
+    org = OrgEditor(sandbox_org)
     org.rename_user(userid, "新名字")
     sandbox.replace_org(org.snapshot())
     result = dg.materialize(ASSETS, resources=settings, raise_on_error=False)

@@ -1,4 +1,4 @@
-"""Every SQL example of docs/history.md runs as written and answers its question.
+"""Every SQL example of the README runs as written and answers its question.
 
 The database holds three syncs of an evolving generated org: two months ago, in the previous
 calendar month and a minute ago, so "last month" and "last 30 days" examples have rows.
@@ -13,12 +13,13 @@ from typing import Any
 
 import duckdb
 import pytest
-from history_support import Org, load_snapshot, plain_users
+from history_support import load_snapshot, plain_users
 
 from wecom_assets import history
+from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import generate_org
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "history.md"
+DOC = Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```sql\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.DOTALL)
 RESEARCH, PRODUCT = 990_001, 990_002
 
@@ -33,7 +34,7 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     now = datetime.now(UTC)
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     times = [month_start - timedelta(days=40), month_start - timedelta(days=10), now]
-    org = Org(generate_org(users=300, departments=40, seed=12))
+    org = OrgEditor(generate_org(users=300, departments=40, seed=12))
     org.add_department(RESEARCH, "研发中心", 1)
     org.add_department(PRODUCT, "产品中心", 1)
     movers = plain_users(org, 4)
