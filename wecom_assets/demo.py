@@ -1,8 +1,9 @@
 """`make demo` and `make ui`: the product end to end on a laptop, against the bundled sandbox.
 
-The demo generates an org, serves it with the sandbox, materializes the three assets through the
-real ``dg launch`` CLI into ``data/wecom.duckdb``, prints a few analyst queries and
-stops the sandbox. ``--ui`` instead starts the Dagster UI (``dg dev``) wired to the sandbox until
+The demo generates an org, serves it with the sandbox and syncs it twice through the real
+``dg launch`` CLI into ``data/demo.duckdb``, changing the org in between (joins, leaves, moves,
+renames) so the history has something to show; then it prints a few analyst queries and stops the
+sandbox. ``--ui`` instead starts the Dagster UI (``dg dev``) wired to the sandbox until
 Ctrl-C. Both use a persistent, git-ignored ``.dagster_home`` holding this repository's
 ``dagster.yaml``.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -21,12 +23,15 @@ from pathlib import Path
 import duckdb
 
 from wecom_assets.dev_ui import DEFAULT_PORT, DevServer, free_port, port_is_free
+from wecom_assets.sandbox.evolve import OrgEditor, evolve_org
 from wecom_assets.sandbox.org import generate_org, save_org
-from wecom_assets.sandbox.process import serve_in_subprocess
+from wecom_assets.sandbox.process import SandboxProcess, serve_in_subprocess
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
 DAGSTER_HOME = ROOT / ".dagster_home"
+# Not data/wecom.duckdb: the demo starts its file afresh and must never touch a real sync's tables.
+DATABASE = DATA / "demo.duckdb"
 
 EXAMPLE_QUERIES: dict[str, str] = {
     "Headcount by status": """
@@ -49,6 +54,10 @@ EXAMPLE_QUERIES: dict[str, str] = {
     """,
     "People in more than one department": """
         SELECT count(*) AS users FROM wecom_users WHERE len(departments) > 1
+    """,
+    "What changed between the two syncs (wecom_org_changes)": """
+        SELECT entity, event, count(*) AS events, any_value(entity_id) AS example
+        FROM wecom_org_changes GROUP BY ALL ORDER BY entity, event
     """,
 }
 
@@ -73,7 +82,7 @@ def sandbox_env(org: dict[str, object], url: str) -> dict[str, str]:
         "WECOM_CORP_ID": str(org["corp_id"]),
         "WECOM_CORP_SECRET": str(org["corp_secret"]),
         "WECOM_API_BASE_URL": url,
-        "WECOM_DUCKDB_PATH": str(DATA / "wecom.duckdb"),
+        "WECOM_DUCKDB_PATH": str(DATABASE),
         "DAGSTER_HOME": str(prepare_dagster_home()),
         "VIRTUAL_ENV": sys.prefix,
     }
@@ -104,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     DATA.mkdir(exist_ok=True)
+    if not args.ui:
+        for stale in (DATABASE, DATABASE.with_suffix(".duckdb.wal")):
+            stale.unlink(missing_ok=True)
     org = generate_org(users=args.users, departments=args.departments, seed=7)
     org_path = DATA / "demo_org.json"
     save_org(org, org_path)
@@ -115,14 +127,27 @@ def main(argv: list[str] | None = None) -> int:
         if args.ui:
             return run_ui(env, args.port)
         subprocess.run(dagster_command("instance", "migrate"), env=env, check=True)
-        started = time.monotonic()
-        subprocess.run(dagster_command("launch", "--assets", "*", tool="dg"), env=env, check=True)
-        _log(f"materialized all assets in {time.monotonic() - started:.1f}s")
-        stats = sandbox.stats()
-        _log(f"sandbox saw {stats['gettoken']} gettoken call(s); API calls: {stats['calls']}")
-    print_examples(DATA / "wecom.duckdb")
-    _log(f"done: query {DATA / 'wecom.duckdb'} with duckdb, or run `make ui`")
+        sync(env, sandbox, "first sync")
+        editor = OrgEditor(org)
+        changes = evolve_org(editor, random.Random(7), scale=max(1, args.users // 100))
+        sandbox.replace_org(editor.snapshot())
+        _log(f"changed the org in the sandbox: {changes}")
+        sync(env, sandbox, "second sync")
+    print_examples(DATABASE)
+    _log(f"done: query {DATABASE} with duckdb, or run `make ui`")
     return 0
+
+
+def sync(env: dict[str, str], sandbox: SandboxProcess, title: str) -> None:
+    """Materialize every asset through ``dg launch`` and report the sandbox's call counts."""
+    sandbox.reset()
+    started = time.monotonic()
+    subprocess.run(dagster_command("launch", "--assets", "*", tool="dg"), env=env, check=True)
+    stats = sandbox.stats()
+    _log(
+        f"{title}: materialized all assets in {time.monotonic() - started:.1f}s; the sandbox "
+        f"saw {stats['gettoken']} gettoken call(s) and API calls {stats['calls']}"
+    )
 
 
 def _interrupt(signum: int, frame: object) -> None:
