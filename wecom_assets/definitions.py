@@ -14,8 +14,12 @@ from wecom_assets.schedules import (
 )
 
 # forkserver halves each step's start-up against the default spawn; steps stay separate
-# processes, which is why the token cache is shared through a file.
-executor = dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}})
+# processes, which is why the token cache is shared through a file. The preload is explicit:
+# when the CLI loads the location with -m, Dagster only preloads its executor module, and every
+# step then imports the code location (Dagster, DuckDB, Arrow) again after the fork.
+executor = dg.multiprocess_executor.configured(
+    {"start_method": {"forkserver": {"preload_modules": ["wecom_assets.definitions"]}}}
+)
 
 defs = dg.Definitions(
     assets=[wecom_departments, wecom_users, dept_membership, wecom_history],
