@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, cast
 
@@ -84,10 +84,14 @@ class PiiPolicy:
 
     def apply(self, users: Sequence[User]) -> tuple[User, ...]:
         """The users with every hashed field replaced by its hash and every dropped field NULL."""
+        return tuple(self.apply_each(users))
+
+    def apply_each(self, users: Iterable[User]) -> Iterator[User]:
+        """As :meth:`apply`, one user at a time, for users streamed from the API."""
         if not self.changes_anything:
-            return tuple(users)
+            yield from users
+            return
         active = [(name, action) for name, action in self.actions.items() if action != "keep"]
-        result = []
         for user in users:
             changes: dict[str, str | None] = {}
             for name, action in active:
@@ -99,8 +103,7 @@ class PiiPolicy:
                     changes[name] = self.hash_value(value)
             # Only str | None fields are changed; mypy cannot see that through **changes.
             changed = dataclasses.replace(user, **changes) if changes else user  # type: ignore[arg-type]
-            result.append(changed)
-        return tuple(result)
+            yield changed
 
 
 def parse_policy(text: str) -> dict[str, str]:

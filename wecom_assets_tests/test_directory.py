@@ -18,7 +18,12 @@ from wecom_assets.wecom import (
     WeComPermissionError,
     WeComTransientError,
 )
-from wecom_assets.wecom.directory import FetchCancelled, fetch_directory, fetch_users
+from wecom_assets.wecom.directory import (
+    FetchCancelled,
+    fetch_directory,
+    fetch_users,
+    iter_users,
+)
 
 
 def _user(userid: str, *departments: int) -> User:
@@ -104,6 +109,39 @@ def test_first_failure_cancels_the_remaining_departments() -> None:
     assert len(started) < 100
 
 
+def test_iter_users_hands_out_users_while_later_departments_are_still_fetched() -> None:
+    last_may_finish = threading.Event()
+
+    def list_users(department_id: int, _: threading.Event) -> list[User]:
+        if department_id == 20:
+            assert last_may_finish.wait(5)
+        return [_user(f"u{department_id}", department_id)]
+
+    users = iter_users(range(1, 21), list_users, max_concurrency=4)
+    first = [next(users).userid for _ in range(19)]
+    last_may_finish.set()
+    assert first == [f"u{d}" for d in range(1, 20)]
+    assert [u.userid for u in users] == ["u20"]
+
+
+def test_closing_iter_users_early_cancels_the_departments_not_yet_fetched() -> None:
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def list_users(department_id: int, cancel: threading.Event) -> list[User]:
+        with lock:
+            started.append(department_id)
+        time.sleep(0.001)
+        if cancel.is_set():
+            raise FetchCancelled("user/list")
+        return [_user(f"u{department_id}", department_id)]
+
+    users = iter_users(range(1000), list_users, max_concurrency=4)
+    assert next(users).userid == "u0"
+    users.close()
+    assert len(started) < 100
+
+
 def test_department_that_left_the_visible_range_names_it_and_the_setting() -> None:
     def list_users(department_id: int, _: threading.Event) -> list[User]:
         if department_id == 7:
@@ -172,6 +210,28 @@ def test_failed_gettoken_is_not_repeated_by_every_worker(httpserver: HTTPServer)
         with pytest.raises(WeComPermissionError, match="trusted IP"):
             client.fetch_users(range(1, 50))
     assert calls_to(httpserver, "gettoken") == 1
+
+
+def test_client_iter_users_gives_the_users_fetch_users_returns(httpserver: HTTPServer) -> None:
+    expect_token(httpserver)
+
+    def members(request: Request) -> Response:
+        department = int(request.args["department_id"])
+        users = [
+            {"userid": f"U{department}", "department": [department]},
+            {"userid": "everyone" if department % 2 else "Everyone", "department": [1, 2]},
+        ]
+        return Response(
+            Response.json_module.dumps({"errcode": 0, "userlist": users}),
+            content_type="application/json",
+        )
+
+    httpserver.expect_request("/cgi-bin/user/list").respond_with_handler(members)
+    with client_for(httpserver, max_concurrency=3) as client:
+        streamed = list(client.iter_users(range(1, 11)))
+        collected = client.fetch_users(range(1, 11))
+    assert tuple(streamed) == collected
+    assert [u.userid for u in streamed] == ["U1", "everyone"] + [f"U{d}" for d in range(2, 11)]
 
 
 def test_fetching_users_of_no_departments_makes_no_call(httpserver: HTTPServer) -> None:

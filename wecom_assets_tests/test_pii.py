@@ -25,6 +25,17 @@ def _user(**fields: Any) -> User:
     return User.from_api({"userid": "ZhangSan", "name": "张三", **fields})
 
 
+def test_apply_each_changes_users_one_at_a_time_as_they_are_streamed() -> None:
+    policy = PiiPolicy({"email": "hash", "mobile": "drop"}, salt=SALT)
+    users = [_user(userid=f"u{i}", email=f"u{i}@example.com", mobile="138") for i in range(3)]
+    source = iter(users)
+    changed = policy.apply_each(source)
+    first = next(changed)
+    assert next(source).userid == "u1"
+    assert (first.mobile, first.email) == (None, policy.hash_value("u0@example.com"))
+    assert [u.userid for u in changed] == ["u2"]
+
+
 def test_hash_is_the_sha256_of_salt_and_value_and_matches_duckdb() -> None:
     policy = PiiPolicy({"mobile": "hash"}, salt=SALT)
     (user,) = policy.apply([_user(mobile="13800138000")])

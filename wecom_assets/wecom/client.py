@@ -6,7 +6,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -305,17 +305,36 @@ class WeComClient:
                 the departments were listed), or another permission errcode.
             WeComError: The first failure; outstanding department fetches are cancelled.
         """
-        ids = list(department_ids)
-        if not ids:
-            return ()
         self._stats.enter()
         try:
-            # Get the token before fanning out, so that a gettoken failure (untrusted IP,
-            # wrong secret) surfaces once instead of once per worker thread.
-            self._tokens.get()
-            return directory.fetch_users(ids, self._list_users, self._config.max_concurrency)
+            return tuple(self.iter_users(department_ids))
         finally:
             self._stats.leave()
+
+    def iter_users(self, department_ids: Iterable[int]) -> Iterator[User]:
+        """Like :meth:`fetch_users`, but yield each user as soon as its department is merged.
+
+        For callers that convert users as they come (into Arrow batches, say): at 100k users
+        the records take about 180 MB as Python objects. Fetching goes on in the background
+        while the caller handles a user; closing the iterator early cancels the rest.
+
+        Args:
+            department_ids: As for :meth:`fetch_users`.
+
+        Yields:
+            Each user once, in the order :meth:`fetch_users` returns them.
+
+        Raises:
+            WeComPermissionError: As for :meth:`fetch_users`.
+            WeComError: As for :meth:`fetch_users`.
+        """
+        ids = list(department_ids)
+        if not ids:
+            return
+        # Get the token before fanning out, so that a gettoken failure (untrusted IP,
+        # wrong secret) surfaces once instead of once per worker thread.
+        self._tokens.get()
+        yield from directory.iter_users(ids, self._list_users, self._config.max_concurrency)
 
     def close(self) -> None:
         """Release the HTTP connections (only of a session the client created)."""

@@ -2,16 +2,17 @@
 
 ``user/list`` returns only a department's direct members, so every visible department is
 listed; the calls are latency-bound, hence a thread pool. At most ``2 * max_concurrency``
-departments are queued or running at a time, and results are merged into one dict per userid
-in department order as soon as every earlier department has finished, so memory stays
-proportional to the org rather than to the number of calls.
+departments are queued or running at a time, and each department's users are handed on in
+department order as soon as every earlier department has finished. :func:`iter_users` yields
+them one by one, so a caller can convert them as they come instead of holding every record
+(about 1.8 KB each as Python objects); :func:`fetch_users` collects them.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from wecom_assets.wecom.errcodes import OUT_OF_RANGE
@@ -46,8 +47,31 @@ def fetch_users(
         WeComError: The first failure in department order among those seen; outstanding work
             is cancelled.
     """
+    return tuple(iter_users(department_ids, list_users, max_concurrency))
+
+
+def iter_users(
+    department_ids: Iterable[int], list_users: ListUsers, max_concurrency: int
+) -> Iterator[User]:
+    """Like :func:`fetch_users`, but yield each user as soon as its department is merged.
+
+    Fetching goes on in the background while the caller handles the users it was given; closing
+    the iterator early cancels the outstanding departments.
+
+    Args:
+        department_ids: As for :func:`fetch_users`.
+        list_users: As for :func:`fetch_users`.
+        max_concurrency: As for :func:`fetch_users`.
+
+    Yields:
+        Each user once, in the order :func:`fetch_users` returns them.
+
+    Raises:
+        WeComPermissionError: As for :func:`fetch_users`.
+        WeComError: As for :func:`fetch_users`.
+    """
     cancel = threading.Event()
-    merged: dict[str, User] = {}
+    seen: set[str] = set()
     # Submitted, not yet merged, in department order; finished results wait here only while an
     # earlier department is still running.
     unmerged: deque[tuple[int, Future[list[User]]]] = deque()
@@ -78,13 +102,16 @@ def fetch_users(
                 while unmerged and unmerged[0][1].done():
                     _, future = unmerged.popleft()
                     for user in future.result():
-                        merged.setdefault(user.userid.casefold(), user)
+                        key = user.userid.casefold()
+                        if key not in seen:
+                            seen.add(key)
+                            yield user
         except BaseException:
+            # Also on GeneratorExit, when the caller stops iterating early.
             cancel.set()
             for _, future in unmerged:
                 future.cancel()
             raise
-    return tuple(merged.values())
 
 
 def fetch_directory(
