@@ -14,7 +14,7 @@ def test_defaults_suit_the_public_api() -> None:
     config = ClientConfig(CORP_ID, SECRET)
     assert config.base_url == "https://qyapi.weixin.qq.com"
     assert config.token_cache_dir is None
-    assert config.max_concurrency == 16
+    assert config.max_concurrency == 24
     assert config.request_timeout == 10.0
     assert config.max_retries == 5
     assert config.retry_max_seconds == 60.0
