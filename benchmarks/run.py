@@ -1,0 +1,372 @@
+"""``make bench``: sync generated orgs of three sizes through Dagster and the sequential recipe.
+
+For each size: generate a deep, uneven org, serve it from a sandbox subprocess with WeCom's
+latency and per-API limit, materialize the three assets with the real CLI in a fresh
+``DAGSTER_HOME``, then fetch the same org with the plain sequential recipe from a fresh sandbox
+process serving the same file. Then the users fetch alone at a few ``max_concurrency`` values.
+Results go to ``benchmarks/results.json`` and a Markdown report (``docs/benchmarks.md``, with an
+SVG plot next to it). The whole run takes about seven minutes, most of it the sequential recipe
+on the 10,000-department org (10,000 round trips of 20 ms one after another).
+
+Run ``python -m benchmarks.run --help`` for options; ``--sizes 1k --sweep ''`` is a quick check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks import dagster_run, report
+from benchmarks.reference import fetch_sequentially
+from benchmarks.sandbox import serve
+from benchmarks.sweep import fetch_point
+from wecom_assets.resources import WeComResource
+from wecom_assets.sandbox.org import generate_org, save_org
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK_DIR = ROOT / "benchmarks" / "out"
+RESULTS = ROOT / "benchmarks" / "results.json"
+DOCS = ROOT / "docs" / "benchmarks.md"
+PLOT = ROOT / "docs" / "benchmarks.svg"
+LATENCY_MS = 20.0
+RATE_LIMIT_PER_MINUTE = 10_000
+RATE_LIMIT_WINDOW = 60.0
+# The resource's default, which the code location uses.
+CLIENT_CONCURRENCY: int = WeComResource.model_fields["max_concurrency"].default
+SEED = 20_240_601
+SWEEP_SIZE = "100k"
+SWEEP_CONCURRENCY = (16, 24, 32)
+# Targets of the performance issue.
+MIN_SPEEDUP_20K = 4.0
+FLOOR_SLACK_SECONDS = 30.0
+MAX_USERS_LOAD_SECONDS = 3.0
+MAX_STEP_RSS_MB = 500.0
+# Linear growth: the API time per department at 100k may exceed the one at 20k by this much.
+MAX_PER_DEPARTMENT_GROWTH = 1.25
+
+
+@dataclass(frozen=True)
+class Size:
+    """One org size."""
+
+    label: str
+    users: int
+    departments: int
+    max_depth: int
+
+
+SIZES = {
+    "1k": Size("1k", 1_000, 100, 7),
+    "20k": Size("20k", 20_000, 2_000, 10),
+    "100k": Size("100k", 100_000, 10_000, 13),
+}
+
+
+_SANDBOX: dict[str, Any] = {
+    "latency_ms": LATENCY_MS,
+    "rate_limit_per_minute": RATE_LIMIT_PER_MINUTE,
+}
+
+
+def _log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def machine() -> dict[str, Any]:
+    """The machine and software the numbers were measured on."""
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory_kb = 0
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_kb = int(line.split()[1])
+    packages = ("dagster", "dagster-duckdb", "duckdb", "pyarrow", "requests")
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory_kb / 1024 / 1024, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "packages": {name: importlib.metadata.version(name) for name in packages},
+    }
+
+
+def org_shape(org: dict[str, Any]) -> dict[str, Any]:
+    """Depth and membership distribution of a generated org."""
+    parent = {d["id"]: d["parentid"] for d in org["departments"]}
+    depth_cache: dict[int, int] = {}
+
+    def depth(dept_id: int) -> int:
+        chain = []
+        while dept_id not in depth_cache and dept_id in parent:
+            chain.append(dept_id)
+            dept_id = parent[dept_id]
+        level = depth_cache.get(dept_id, 0)
+        for item in reversed(chain):
+            level += 1
+            depth_cache[item] = level
+        return level
+
+    members: Counter[int] = Counter()
+    for user in org["users"]:
+        members.update(user.get("department") or ())
+    sizes = [members.get(d["id"], 0) for d in org["departments"]]
+    return {
+        "users": len(org["users"]),
+        "departments": len(org["departments"]),
+        "depth": max(depth(d["id"]) for d in org["departments"]),
+        "memberships": sum(sizes),
+        "largest_department": max(sizes),
+        "median_department": statistics.median(sizes),
+        "empty_departments": sum(1 for s in sizes if s == 0),
+    }
+
+
+def floors(departments: int, concurrency: int) -> dict[str, float]:
+    """What WeCom itself imposes on a fetch of ``departments`` departments.
+
+    ``user/list`` is one call per department. The limit is a sliding window per API
+    (``department/list`` and ``gettoken`` are other APIs), so the k-th ``user/list`` call
+    (counting from 0) may start no earlier than floor(k / limit) windows after the first: the
+    first ``limit`` calls may go at once, the rest wait for the window to move. With N calls the
+    rate limit forces floor((N - 1) / limit) windows of waiting: none for N <= 10,000, so a
+    10,000-department org needs no wait at all, and 10,001 departments would cost a full minute.
+    The latency floor is three sequential round trips (gettoken, department/list, one batch of
+    user/list) plus ceil(N / concurrency) batches of user/list.
+    """
+    calls = departments
+    rate_wait = math.floor((calls - 1) / RATE_LIMIT_PER_MINUTE) * RATE_LIMIT_WINDOW
+    latency = LATENCY_MS / 1000
+    return {
+        "user_list_calls": calls,
+        "rate_limit_wait_floor_seconds": rate_wait,
+        "sustained_rate_seconds": calls / RATE_LIMIT_PER_MINUTE * RATE_LIMIT_WINDOW,
+        "latency_floor_seconds": (2 + math.ceil(calls / concurrency)) * latency,
+        "sequential_latency_floor_seconds": (2 + calls) * latency,
+    }
+
+
+def bench_size(size: Size, work_dir: Path, reference: bool) -> dict[str, Any]:
+    """Generate, serve and sync one org size; return its measurements."""
+    size_dir = work_dir / size.label
+    size_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    org = generate_org(
+        users=size.users, departments=size.departments, seed=SEED, max_depth=size.max_depth
+    )
+    org_path = size_dir / "org.json"
+    save_org(org, org_path)
+    shape = org_shape(org)
+    corp_id, corp_secret = org["corp_id"], org["corp_secret"]
+    del org
+    gc.collect()
+    _log(f"{size.label}: generated {shape} in {time.monotonic() - started:.1f}s")
+
+    instance = dagster_run.prepare_instance(size_dir)
+    with serve(org_path, size_dir, **_SANDBOX) as sandbox:
+        _log(f"{size.label}: sandbox up in {sandbox.started_seconds:.1f}s; materializing")
+        run = dagster_run.materialize(
+            instance, sandbox, corp_id, corp_secret, size_dir / "dagster.log"
+        )
+        run["sandbox"]["startup_seconds"] = sandbox.started_seconds
+    _log(
+        f"{size.label}: dagster {run['wall_seconds']:.2f}s (api {run['api_seconds']:.2f}s, "
+        f"load {run['load_seconds']:.2f}s, overhead {run['dagster_overhead_seconds']:.2f}s); "
+        f"calls {run['sandbox']['calls']}, gettoken {run['sandbox']['gettoken']}, "
+        f"errcodes {run['sandbox']['errcodes']}"
+    )
+    result: dict[str, Any] = {
+        "size": asdict(size),
+        "org": shape,
+        "floors": floors(shape["departments"], CLIENT_CONCURRENCY),
+        "dagster": run,
+    }
+    if reference:
+        with serve(org_path, size_dir, **_SANDBOX) as sandbox:
+            ref = fetch_sequentially(sandbox.url, corp_id, corp_secret)
+            ref_stats = sandbox.stats()
+        result["reference"] = {**asdict(ref), "sandbox": ref_stats}
+        result["speedup_vs_reference_fetch"] = ref.seconds / run["wall_seconds"]
+        _log(
+            f"{size.label}: sequential fetch {ref.seconds:.2f}s "
+            f"-> dagster is {result['speedup_vs_reference_fetch']:.1f}x faster"
+        )
+    return result
+
+
+def _check(holds: bool, measured: str) -> dict[str, Any]:
+    return {"holds": holds, "measured": measured}
+
+
+def targets(sizes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each target of the issue: whether it holds, and the numbers behind it."""
+    by_label = {result["size"]["label"]: result for result in sizes}
+    checks: dict[str, dict[str, Any]] = {}
+    medium = by_label.get("20k")
+    if medium is not None and "reference" in medium:
+        speedup = medium["speedup_vs_reference_fetch"]
+        checks["speedup_20k"] = _check(
+            speedup >= MIN_SPEEDUP_20K,
+            f"{speedup:.1f}x: materialization {medium['dagster']['wall_seconds']:.1f} s vs "
+            f"sequential fetch {medium['reference']['seconds']:.1f} s (target >= 4x)",
+        )
+    call_notes, calls_hold = [], True
+    for result in sizes:
+        run = result["dagster"]
+        served = run["sandbox"]
+        calls = served["calls"]
+        rate_limited = served["errcodes"].get("45009", 0) + run["client_errcodes"].get("45009", 0)
+        ok = (
+            calls.get("department/list") == 1
+            and calls.get("user/list") == result["org"]["departments"]
+            and served["gettoken"] <= 1
+            and run["retries"] == 0
+            and rate_limited == 0
+            and set(calls) == {"department/list", "user/list"}
+        )
+        calls_hold = calls_hold and ok
+        call_notes.append(
+            f"{result['size']['label']}: {calls.get('department/list', 0)} department/list + "
+            f"{calls.get('user/list', 0)} user/list for {result['org']['departments']} "
+            f"departments, {served['gettoken']} gettoken, {run['retries']} retries, "
+            f"{rate_limited} x 45009"
+        )
+    checks["api_calls"] = _check(calls_hold, "; ".join(call_notes))
+    large = by_label.get("100k")
+    if large is not None:
+        run = large["dagster"]
+        floor = large["floors"]["rate_limit_wait_floor_seconds"]
+        checks["floor_100k"] = _check(
+            run["wall_seconds"] <= floor + FLOOR_SLACK_SECONDS,
+            f"{run['wall_seconds']:.1f} s; rate-limit floor {floor:.0f} s + 30 s = "
+            f"{floor + FLOOR_SLACK_SECONDS:.0f} s",
+        )
+        load = run["steps"]["wecom_users"]["load_seconds"]
+        checks["users_load_100k"] = _check(
+            load < MAX_USERS_LOAD_SECONDS, f"{load:.2f} s (target < 3 s)"
+        )
+        peaks = {name: step["peak_rss_mb"] for name, step in run["steps"].items()}
+        worst = max(peaks, key=lambda name: peaks[name] or 0)
+        checks["step_rss_100k"] = _check(
+            all(peak is not None and peak < MAX_STEP_RSS_MB for peak in peaks.values()),
+            f"largest {peaks[worst]:.0f} MB ({worst}; target < 500 MB)",
+        )
+    if medium is not None and large is not None:
+        per_department = {
+            label: by_label[label]["dagster"]["api_seconds"] / by_label[label]["org"]["departments"]
+            for label in ("20k", "100k")
+        }
+        growth = per_department["100k"] / per_department["20k"]
+        checks["linear_cost"] = _check(
+            growth <= MAX_PER_DEPARTMENT_GROWTH,
+            f"API time per department {1000 * per_department['20k']:.2f} ms at 20k, "
+            f"{1000 * per_department['100k']:.2f} ms at 100k (x{growth:.2f}; "
+            f"target <= x{MAX_PER_DEPARTMENT_GROWTH})",
+        )
+    return checks
+
+
+def sweep(work_dir: Path, concurrency: tuple[int, ...]) -> dict[str, Any]:
+    """The users fetch alone at several concurrency settings, on the sweep size's org."""
+    org_path = work_dir / SWEEP_SIZE / "org.json"
+    if not org_path.exists():
+        size = SIZES[SWEEP_SIZE]
+        org_path.parent.mkdir(parents=True, exist_ok=True)
+        save_org(
+            generate_org(size.users, size.departments, seed=SEED, max_depth=size.max_depth),
+            org_path,
+        )
+    points = []
+    for value in concurrency:
+        point = fetch_point(
+            org_path,
+            work_dir,
+            value,
+            latency_ms=LATENCY_MS,
+            rate_limit_per_minute=RATE_LIMIT_PER_MINUTE,
+        )
+        _log(
+            f"sweep {SWEEP_SIZE} max_concurrency={value}: {point['seconds']:.2f}s, "
+            f"{point['calls_per_second']:.0f} calls/s, "
+            f"{point['client_cpu_ms_per_call']:.2f} ms CPU per call"
+        )
+        points.append(point)
+    return {"size": SWEEP_SIZE, "points": points}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes", default=",".join(SIZES), help=f"comma-separated, of {', '.join(SIZES)}"
+    )
+    parser.add_argument(
+        "--no-reference", action="store_true", help="skip the sequential recipe (faster)"
+    )
+    parser.add_argument(
+        "--sweep",
+        default=",".join(str(value) for value in SWEEP_CONCURRENCY),
+        help=f"max_concurrency values for the fetch-only sweep on {SWEEP_SIZE} ('' to skip)",
+    )
+    parser.add_argument("--work-dir", type=Path, default=WORK_DIR, help="orgs, instances, logs")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON results file")
+    parser.add_argument("--docs", default=str(DOCS), help="Markdown report ('' to skip)")
+    args = parser.parse_args(argv)
+    labels = [label.strip() for label in args.sizes.split(",") if label.strip()]
+    unknown = [label for label in labels if label not in SIZES]
+    if unknown:
+        parser.error(f"unknown sizes {unknown}; choose from {', '.join(SIZES)}")
+
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "settings": {
+            "latency_ms": LATENCY_MS,
+            "rate_limit_per_minute": RATE_LIMIT_PER_MINUTE,
+            "client_concurrency": CLIENT_CONCURRENCY,
+            "seed": SEED,
+        },
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "sizes": [
+            bench_size(SIZES[label], args.work_dir, not args.no_reference) for label in labels
+        ],
+    }
+    results["targets"] = targets(results["sizes"])
+    concurrency = tuple(int(value) for value in args.sweep.split(",") if value.strip())
+    if concurrency:
+        results["sweep"] = sweep(args.work_dir, concurrency)
+    results["total_seconds"] = time.monotonic() - started
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    _log(f"wrote {args.results}")
+    if args.docs:
+        docs = Path(args.docs)
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        docs.write_text(report.markdown(results, plot_name=PLOT.name))
+        (docs.parent / PLOT.name).write_text(report.svg(results))
+        _log(f"wrote {docs}")
+    _log(f"done in {results['total_seconds']:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
