@@ -23,7 +23,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from benchmarks.procmon import TreeMonitor
+from benchmarks.procmon import ProcessRecord, TreeMonitor
 from benchmarks.sandbox import ServedSandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,15 +184,17 @@ def materialize(
             )
             step["sandbox_cpu_share"] = round(used / covered, 3) if covered else None
         steps[key] = step
-    other_processes = [
-        {
-            "role": "cli" if record.pid == process.pid else _role(record.cmdline),
-            "peak_rss_mb": round(record.peak_rss_kb / 1024, 1),
-            "cpu_seconds": record.cpu_seconds,
-        }
-        for record in monitor.processes.values()
-        if record.pid not in pids_of_steps
-    ]
+    other_processes: dict[str, dict[str, Any]] = {}
+    for record in monitor.processes.values():
+        if record.pid in pids_of_steps:
+            continue
+        role = "cli" if record.pid == process.pid else _role(record, monitor.processes)
+        group = other_processes.setdefault(
+            role, {"count": 0, "peak_rss_mb": 0.0, "cpu_seconds": 0.0}
+        )
+        group["count"] += 1
+        group["peak_rss_mb"] = max(group["peak_rss_mb"], round(record.peak_rss_kb / 1024, 1))
+        group["cpu_seconds"] = round(group["cpu_seconds"] + record.cpu_seconds, 2)
     asset_steps = [steps[name] for name in ASSETS]
     body = sum(step["duration_seconds"] for step in asset_steps)
     api = sum(step["api_seconds"] for step in asset_steps)
@@ -222,12 +224,19 @@ def materialize(
     }
 
 
-def _role(cmdline: str) -> str:
-    if "forkserver" in cmdline:
+def _role(record: ProcessRecord, processes: dict[int, ProcessRecord]) -> str:
+    parent = processes.get(record.parent)
+    if "forkserver" in record.cmdline:
+        if parent is not None and "forkserver" in parent.cmdline:
+            return "forkserver child, not a step"
         return "forkserver"
-    if "resource_tracker" in cmdline:
-        return "resource_tracker"
-    return cmdline[:80]
+    if "resource_tracker" in record.cmdline:
+        return "multiprocessing resource tracker"
+    if record.cmdline.startswith("tail "):
+        return "compute-log tail"
+    if "watch_orphans" in record.cmdline:
+        return "compute-log orphan watcher"
+    return record.cmdline[:60]
 
 
 def _merge_counts(counts: Any) -> dict[str, int]:

@@ -330,7 +330,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR, help="orgs, instances, logs")
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON results file")
     parser.add_argument("--docs", default=str(DOCS), help="Markdown report ('' to skip)")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the Markdown report and plot from the results file, measure nothing",
+    )
     args = parser.parse_args(argv)
+    if args.report_only:
+        write_report(json.loads(args.results.read_text(encoding="utf-8")), args.docs)
+        return 0
     labels = [label.strip() for label in args.sizes.split(",") if label.strip()]
     unknown = [label for label in labels if label not in SIZES]
     if unknown:
@@ -358,14 +366,20 @@ def main(argv: list[str] | None = None) -> int:
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     _log(f"wrote {args.results}")
-    if args.docs:
-        docs = Path(args.docs)
-        docs.parent.mkdir(parents=True, exist_ok=True)
-        docs.write_text(report.markdown(results, plot_name=PLOT.name))
-        (docs.parent / PLOT.name).write_text(report.svg(results))
-        _log(f"wrote {docs}")
+    write_report(results, args.docs)
     _log(f"done in {results['total_seconds']:.0f}s")
     return 0
+
+
+def write_report(results: dict[str, Any], docs_path: str) -> None:
+    """Write the Markdown report and, next to it, the SVG plot ('' writes nothing)."""
+    if not docs_path:
+        return
+    docs = Path(docs_path)
+    docs.parent.mkdir(parents=True, exist_ok=True)
+    docs.write_text(report.markdown(results, plot_name=PLOT.name), encoding="utf-8")
+    (docs.parent / PLOT.name).write_text(report.svg(results), encoding="utf-8")
+    _log(f"wrote {docs}")
 
 
 if __name__ == "__main__":

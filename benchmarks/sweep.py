@@ -9,6 +9,7 @@ suits the latency, and where the client stops being latency-bound and becomes CP
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ def fetch_point(
         )
         with WeComClient(config) as client:
             client.list_departments()
+            load_before = os.getloadavg()[0]
             sandbox_cpu = sandbox.cpu_seconds()
             started, cpu_started = time.monotonic(), time.process_time()
             table = snapshots.users_table(client.iter_users(department_ids), datetime.now(UTC))
@@ -66,4 +68,6 @@ def fetch_point(
         "retries": stats.retries,
         "errcodes": {str(code): count for code, count in served["errcodes"].items()},
         "max_in_flight": served["max_in_flight"],
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg()[0],
     }
