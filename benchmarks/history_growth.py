@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             metadata = {
                 e.asset_key.to_user_string(): {k: v.value for k, v in e.metadata.items()}
                 for e in (
-                    x.event_specific_data.materialization
+                    x.step_materialization_data.materialization
                     for x in run.get_asset_materialization_events()
                 )
             }

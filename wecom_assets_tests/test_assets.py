@@ -51,7 +51,8 @@ def _materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, 
     return {
         event.asset_key.to_user_string(): {k: v.value for k, v in event.metadata.items()}
         for event in (
-            e.event_specific_data.materialization for e in result.get_asset_materialization_events()
+            e.step_materialization_data.materialization
+            for e in result.get_asset_materialization_events()
         )
     }
 
