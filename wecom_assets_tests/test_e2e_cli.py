@@ -6,10 +6,6 @@ dagster.yaml, the token cache under DAGSTER_HOME, the DuckDB file on disk.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,16 +19,15 @@ from dagster_support import (
     table_rows,
     users_sql,
 )
+from e2e_support import CliResult, cli_env, find_leaks, materialize, prepare_dagster_home
 
 from wecom_assets.sandbox.org import generate_org, save_org
 from wecom_assets.sandbox.process import SandboxProcess, serve_in_subprocess
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parent.parent
-DAGSTER = str(Path(sys.executable).with_name("dagster"))
 MEMBERSHIP_SQL = "SELECT userid, department_id, sort_order, is_leader, is_main FROM dept_membership"
-SELECTION = "wecom_departments,wecom_users,dept_membership"
+SELECTION = ("wecom_departments", "wecom_users", "dept_membership")
 
 
 @pytest.fixture(scope="module")
@@ -54,49 +49,31 @@ def sandbox(org: dict[str, Any], workdir: Path) -> Iterator[SandboxProcess]:
 
 
 @pytest.fixture(scope="module")
-def env(org: dict[str, Any], workdir: Path, sandbox: SandboxProcess) -> dict[str, str]:
-    home = workdir / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
-    environment = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "WECOM_CORP_ID": org["corp_id"],
-        "WECOM_CORP_SECRET": org["corp_secret"],
-        "WECOM_API_BASE_URL": sandbox.url,
-        "WECOM_DUCKDB_PATH": str(workdir / "wecom.duckdb"),
-    }
-    environment.pop("WECOM_TOKEN_CACHE_DIR", None)
-    subprocess.run([DAGSTER, "instance", "migrate"], env=environment, check=True, cwd=REPO)
-    return environment
-
-
-def _materialize(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [DAGSTER, "asset", "materialize", "-m", "wecom_assets.definitions", "--select", SELECTION],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+def runs(
+    org: dict[str, Any], workdir: Path, sandbox: SandboxProcess
+) -> list[tuple[CliResult, dict[str, Any]]]:
+    """Two runs in a row on one migrated instance; each CLI result and the sandbox's counts."""
+    home = prepare_dagster_home(workdir / "dagster_home")
+    env = cli_env(
+        dagster_home=home,
+        duckdb_path=workdir / "wecom.duckdb",
+        corp_id=org["corp_id"],
+        corp_secret=org["corp_secret"],
+        base_url=sandbox.url,
     )
-
-
-@pytest.fixture(scope="module")
-def runs(env: dict[str, str], sandbox: SandboxProcess) -> list[tuple[str, dict[str, Any]]]:
-    """Two runs in a row; the output and the sandbox's counts of each."""
-    outputs = []
-    for _ in range(2):
+    done = []
+    for number in range(2):
         sandbox.reset()
-        done = _materialize(env)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        outputs.append((done.stdout + done.stderr, sandbox.stats()))
-    return outputs
+        result = materialize(
+            SELECTION, env=env, cwd=workdir, log_dir=workdir / "logs", name=f"run{number}"
+        )
+        assert result.returncode == 0, result.explain()
+        done.append((result, sandbox.stats()))
+    return done
 
 
 def test_the_cli_run_writes_tables_equal_to_the_org(
-    org: dict[str, Any], workdir: Path, runs: list[tuple[str, dict[str, Any]]]
+    org: dict[str, Any], workdir: Path, runs: list[tuple[CliResult, dict[str, Any]]]
 ) -> None:
     database = workdir / "wecom.duckdb"
     assert table_rows(database, f"SELECT {DEPARTMENT_COLUMNS} FROM wecom_departments") == (
@@ -106,14 +83,14 @@ def test_the_cli_run_writes_tables_equal_to_the_org(
     assert table_rows(database, MEMBERSHIP_SQL) == expected_membership(org)
 
 
-def test_three_step_processes_share_one_token(runs: list[tuple[str, dict[str, Any]]]) -> None:
+def test_three_step_processes_share_one_token(runs: list[tuple[CliResult, dict[str, Any]]]) -> None:
     _, first = runs[0]
     assert first["gettoken"] == 1
     assert first["calls"] == {"department/list": 1, "user/list": 300}
 
 
 def test_a_second_run_within_the_tokens_life_fetches_no_token(
-    runs: list[tuple[str, dict[str, Any]]],
+    runs: list[tuple[CliResult, dict[str, Any]]],
 ) -> None:
     _, second = runs[1]
     assert second["gettoken"] == 0
@@ -124,24 +101,21 @@ def test_neither_secret_nor_token_is_left_in_home_database_or_output(
     org: dict[str, Any],
     workdir: Path,
     sandbox: SandboxProcess,
-    runs: list[tuple[str, dict[str, Any]]],
+    runs: list[tuple[CliResult, dict[str, Any]]],
 ) -> None:
-    secrets = [org["corp_secret"], *sandbox.stats()["issued_tokens"]]
-    assert len(secrets) >= 2
-    token_cache = workdir / "dagster_home" / ".wecom"
-    haystacks = {f"output of run {i}": out.encode() for i, (out, _) in enumerate(runs)}
-    for path in workdir.rglob("*"):
-        if path.is_file() and path.name != "org.json" and token_cache not in path.parents:
-            haystacks[str(path)] = path.read_bytes()
-    leaks = [
-        where for where, data in haystacks.items() for secret in secrets if secret.encode() in data
-    ]
-    assert leaks == []
-    assert str(workdir / "wecom.duckdb") in haystacks
+    tokens = sandbox.stats()["issued_tokens"]
+    assert tokens
+    needles = {"corp secret": org["corp_secret"]}
+    needles.update({f"token {i}": token for i, token in enumerate(tokens)})
+    outputs = [result.output for result, _ in runs]
+    assert [label for label, value in needles.items() for out in outputs if value in out] == []
+    home = workdir / "dagster_home"
+    searched = [home, workdir / "wecom.duckdb", workdir / "logs"]
+    assert find_leaks(searched, needles, exclude=[home / ".wecom"]) == []
 
 
 def test_the_token_cache_file_is_private_and_holds_no_secret(
-    org: dict[str, Any], workdir: Path, runs: list[tuple[str, dict[str, Any]]]
+    org: dict[str, Any], workdir: Path, runs: list[tuple[CliResult, dict[str, Any]]]
 ) -> None:
     cache_files = list((workdir / "dagster_home" / ".wecom").glob("*.json"))
     assert len(cache_files) == 1
