@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from wecom_assets.tables import table_exists
+
 MAX_REPORTED_IDS = 50
 
 
@@ -55,13 +57,6 @@ def _outcome(
         offending_count=len(ids),
         details=details or {},
     )
-
-
-def _table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
-    row = conn.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [table]
-    ).fetchone()
-    return bool(row and row[0])
 
 
 def _column(conn: duckdb.DuckDBPyConnection, sql: str) -> list[object]:
@@ -144,7 +139,7 @@ def department_tree_is_sound(conn: duckdb.DuckDBPyConnection, relation: str) -> 
 
 def user_departments_exist(conn: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
     """Every department a user belongs to is a row of ``wecom_departments``."""
-    if not _table_exists(conn, "wecom_departments"):
+    if not table_exists(conn, "wecom_departments"):
         missing = _column(conn, f"SELECT userid FROM {relation} WHERE len(departments) > 0")
     else:
         missing = _column(

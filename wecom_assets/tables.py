@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import duckdb
 import pyarrow as pa
 
 
@@ -174,3 +175,13 @@ MEMBERSHIP = TableSpec(
         Column("is_main", "BOOLEAN", pa.bool_(), "This is the member's main department."),
     ),
 )
+
+
+def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether ``table`` exists as a permanent table in the main schema."""
+    row = conn.execute(
+        "SELECT count(*) FROM duckdb_tables() "
+        "WHERE schema_name = 'main' AND table_name = ? AND NOT temporary",
+        [table],
+    ).fetchone()
+    return bool(row and row[0])

@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from wecom_assets.quality import CheckOutcome, Rule
-from wecom_assets.tables import MEMBERSHIP, TableSpec
+from wecom_assets.tables import MEMBERSHIP, TableSpec, table_exists
 
 DEFAULT_MAX_SHRINK_FRACTION = 0.5
 
@@ -124,16 +124,6 @@ def connect(
             # The last sleep is cut to the deadline, so the final try comes at the full wait.
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, 2.0)
-
-
-def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Whether ``table`` exists as a permanent table in the main schema."""
-    row = conn.execute(
-        "SELECT count(*) FROM duckdb_tables() "
-        "WHERE schema_name = 'main' AND table_name = ? AND NOT temporary",
-        [table],
-    ).fetchone()
-    return bool(row and row[0])
 
 
 def row_count(conn: duckdb.DuckDBPyConnection, table: str) -> int | None:
