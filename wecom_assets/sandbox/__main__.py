@@ -14,14 +14,13 @@ import signal
 import sys
 import tempfile
 import threading
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from wecom_assets.sandbox.config import FaultConfig, SandboxConfig
 from wecom_assets.sandbox.org import generate_org, load_org, save_org
+from wecom_assets.sandbox.process import SandboxControl
 from wecom_assets.sandbox.server import SandboxServer
 
 
@@ -214,14 +213,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    base = args.url.rstrip("/")
-    with urllib.request.urlopen(f"{base}/sandbox/stats", timeout=10) as response:
-        stats: Any = json.load(response)
-    print(json.dumps(stats, ensure_ascii=False, indent=2))
+    control = SandboxControl(args.url.rstrip("/"))
+    print(json.dumps(control.stats(), ensure_ascii=False, indent=2))
     if args.reset:
-        request = urllib.request.Request(f"{base}/sandbox/reset", data=b"{}", method="POST")
-        with urllib.request.urlopen(request, timeout=10):
-            pass
+        control.reset()
     return 0
 
 

@@ -21,11 +21,10 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class SandboxProcess:
-    """A running sandbox child process."""
+class SandboxControl:
+    """The control endpoints of a running sandbox, wherever it runs."""
 
     url: str
-    pid: int
 
     def stats(self) -> dict[str, Any]:
         """The sandbox's call counts (``GET /sandbox/stats``)."""
@@ -55,6 +54,13 @@ class SandboxProcess:
         with urllib.request.urlopen(request, timeout=30) as answer:
             result: dict[str, Any] = json.load(answer)
         return result
+
+
+@dataclass(frozen=True)
+class SandboxProcess(SandboxControl):
+    """A running sandbox child process."""
+
+    pid: int
 
 
 @contextmanager
