@@ -182,7 +182,7 @@ def bench_size(size: Size, work_dir: Path, reference: bool) -> dict[str, Any]:
     _log(f"{size.label}: generated {shape} in {time.monotonic() - started:.1f}s")
 
     instance = dagster_run.prepare_instance(size_dir)
-    with serve(org_path, size_dir, **_SANDBOX) as sandbox:
+    with serve(org_path, **_SANDBOX) as sandbox:
         _log(f"{size.label}: sandbox up in {sandbox.started_seconds:.1f}s; materializing")
         run = dagster_run.materialize(
             instance, sandbox, corp_id, corp_secret, size_dir / "dagster.log"
@@ -201,7 +201,7 @@ def bench_size(size: Size, work_dir: Path, reference: bool) -> dict[str, Any]:
         "dagster": run,
     }
     if reference:
-        with serve(org_path, size_dir, **_SANDBOX) as sandbox:
+        with serve(org_path, **_SANDBOX) as sandbox:
             ref = fetch_sequentially(sandbox.url, corp_id, corp_secret)
             ref_stats = sandbox.stats()
         result["reference"] = {**asdict(ref), "sandbox": ref_stats}
@@ -299,7 +299,6 @@ def sweep(work_dir: Path, concurrency: tuple[int, ...]) -> dict[str, Any]:
     for value in concurrency:
         point = fetch_point(
             org_path,
-            work_dir,
             value,
             latency_ms=LATENCY_MS,
             rate_limit_per_minute=RATE_LIMIT_PER_MINUTE,

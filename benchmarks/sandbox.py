@@ -8,11 +8,7 @@ service hours later, with an empty window.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,20 +16,29 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.procmon import cpu_seconds
+from wecom_assets.sandbox.process import SandboxProcess, serve_in_subprocess
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServedSandbox:
-    """A running sandbox process."""
+    """A running sandbox process and how long it took to start serving."""
 
-    url: str
-    pid: int
+    process: SandboxProcess
     started_seconds: float
 
+    @property
+    def url(self) -> str:
+        """Base URL of the sandbox."""
+        return self.process.url
+
+    @property
+    def pid(self) -> int:
+        """Process id, for CPU and memory sampling."""
+        return self.process.pid
+
     def stats(self) -> dict[str, Any]:
-        """The sandbox's call counts (``GET /sandbox/stats``)."""
-        with urllib.request.urlopen(f"{self.url}/sandbox/stats", timeout=30) as response:
-            stats: dict[str, Any] = json.load(response)
+        """The sandbox's call counts, without the issued tokens a report has no use for."""
+        stats = self.process.stats()
         stats.pop("issued_tokens", None)
         return stats
 
@@ -44,32 +49,15 @@ class ServedSandbox:
 
 @contextmanager
 def serve(
-    org_path: Path, work_dir: Path, *, latency_ms: float, rate_limit_per_minute: int
+    org_path: Path, *, latency_ms: float, rate_limit_per_minute: int
 ) -> Iterator[ServedSandbox]:
     """Serve ``org_path`` from a sandbox subprocess until the block ends."""
-    port_file = work_dir / f"sandbox-{time.monotonic_ns()}.url"
     started = time.monotonic()
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "wecom_assets.sandbox", "serve"),
-            *("--org", str(org_path), "--port", "0", "--port-file", str(port_file)),
-            *("--latency-ms", str(latency_ms)),
-            *("--rate-limit-per-minute", str(rate_limit_per_minute)),
-        ],
-        stdout=subprocess.DEVNULL,
+    options = (
+        "--latency-ms",
+        str(latency_ms),
+        "--rate-limit-per-minute",
+        str(rate_limit_per_minute),
     )
-    try:
-        deadline = time.monotonic() + 120
-        while not port_file.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the sandbox did not start serving {org_path}")
-            time.sleep(0.05)
-        yield ServedSandbox(
-            url=port_file.read_text().strip(),
-            pid=process.pid,
-            started_seconds=time.monotonic() - started,
-        )
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        port_file.unlink(missing_ok=True)
+    with serve_in_subprocess(org_path, *options) as process:
+        yield ServedSandbox(process=process, started_seconds=time.monotonic() - started)

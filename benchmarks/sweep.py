@@ -22,7 +22,6 @@ from wecom_assets.wecom import ClientConfig, WeComClient
 
 def fetch_point(
     org_path: Path,
-    work_dir: Path,
     concurrency: int,
     *,
     latency_ms: float,
@@ -34,7 +33,7 @@ def fetch_point(
     department_ids = [department["id"] for department in org["departments"]]
     del org
     with serve(
-        org_path, work_dir, latency_ms=latency_ms, rate_limit_per_minute=rate_limit_per_minute
+        org_path, latency_ms=latency_ms, rate_limit_per_minute=rate_limit_per_minute
     ) as sandbox:
         config = ClientConfig(
             corp_id=corp_id,
