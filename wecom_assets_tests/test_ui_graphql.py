@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from dagster_support import (
     table_rows,
     users_sql,
 )
+from e2e_support import find_leaks
 from ui_support import (
     LOCATION,
     REPOSITORY,
@@ -174,12 +174,8 @@ def test_secret_and_tokens_appear_in_no_graphql_answer_nor_instance_storage(
         for token in tokens:
             assert token not in decoded, f"an access token is in the {name} answer"
 
-    assert ui_stack.instance_files_containing(ui_stack.secret) == []
-    token_cache = ui_stack.dagster_home / ".wecom"
-    for token in tokens:
-        leaks: list[Path] = [
-            path
-            for path in ui_stack.instance_files_containing(token)
-            if token_cache not in path.parents
-        ]
-        assert leaks == [], f"an access token is stored in {leaks}"
+    needles = {"corp secret": ui_stack.secret}
+    needles.update({f"token {i}": token for i, token in enumerate(tokens)})
+    home = ui_stack.dagster_home
+    assert find_leaks([home], needles, exclude=[home / ".wecom"]) == []
+    assert find_leaks([home / ".wecom"], {"corp secret": ui_stack.secret}) == []

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 from dagster_graphql import DagsterGraphQLClient
+from e2e_support import cli_env
 
 from wecom_assets.dev_ui import DevServer, free_port
 from wecom_assets.sandbox.org import generate_org
@@ -107,36 +108,19 @@ class UiStack:
             assert time.monotonic() < deadline, f"run {run_id} still {status} after {timeout}s"
             time.sleep(0.5)
 
-    def instance_files_containing(self, needle: str) -> list[Path]:
-        """Files under ``DAGSTER_HOME`` (run and event storage, compute logs) holding ``needle``."""
-        encoded = needle.encode()
-        found = []
-        for path in self.dagster_home.rglob("*"):
-            try:
-                if path.is_file() and encoded in path.read_bytes():
-                    found.append(path)
-            except FileNotFoundError:  # the daemon removes temporary files as it goes
-                continue
-        return found
-
 
 def stack_env(org: dict[str, Any], sandbox_url: str, home: Path, database: Path) -> dict[str, str]:
     """The environment ``make ui`` gives the services, pointed at tmp paths."""
-    # A developer's own settings must not leak into the stack.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECOM_", "DAGSTER_"))}
-    env.update(
-        {
-            "DAGSTER_HOME": str(home),
-            "WECOM_CORP_ID": str(org["corp_id"]),
-            "WECOM_CORP_SECRET": str(org["corp_secret"]),
-            "WECOM_API_BASE_URL": sandbox_url,
-            "WECOM_DUCKDB_PATH": str(database),
-            # Evaluate freshness policies every 2 s instead of 30 s, so the UI shows the result
-            # of a fresh materialization while the test looks.
-            "FRESHNESS_DAEMON_INTERVAL_SECONDS": "2",
-        }
+    return cli_env(
+        dagster_home=home,
+        duckdb_path=database,
+        corp_id=str(org["corp_id"]),
+        corp_secret=str(org["corp_secret"]),
+        base_url=sandbox_url,
+        # Evaluate freshness policies every 2 s instead of 30 s, so the UI shows the result of a
+        # fresh materialization while the test looks.
+        extra={"FRESHNESS_DAEMON_INTERVAL_SECONDS": "2"},
     )
-    return env
 
 
 @pytest.fixture(scope="session")
