@@ -34,11 +34,11 @@ test: venv browser-deps lint typecheck
 	$(BIN)/python -m pytest
 
 demo: venv
-	$(BIN)/python -m wecom_assets.demo
+	$(BIN)/python -m wecom_assets.dev.demo
 
 ## The Dagster UI against the sandbox on http://127.0.0.1:3000 (or UI_PORT=...) until Ctrl-C.
 ui: venv
-	$(BIN)/python -m wecom_assets.demo --ui $(if $(UI_PORT),--port $(UI_PORT))
+	$(BIN)/python -m wecom_assets.dev.demo --ui $(if $(UI_PORT),--port $(UI_PORT))
 
 bench: venv
 	$(BIN)/python -m benchmarks.run

@@ -25,9 +25,9 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from wecom_assets.assets import dept_membership, wecom_departments, wecom_users
-from wecom_assets.history_assets import wecom_history
-from wecom_assets.resources import WarehouseResource, WeComResource
+from wecom_assets.defs.assets import dept_membership, wecom_departments, wecom_users
+from wecom_assets.defs.history_assets import wecom_history
+from wecom_assets.defs.resources import WarehouseResource, WeComResource
 from wecom_assets.sandbox.evolve import OrgEditor, evolve_org
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.sandbox.server import SandboxServer

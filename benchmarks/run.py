@@ -32,7 +32,7 @@ from benchmarks import dagster_run, report
 from benchmarks.reference import fetch_sequentially
 from benchmarks.sandbox import serve
 from benchmarks.sweep import fetch_point
-from wecom_assets.resources import WeComResource
+from wecom_assets.defs.resources import WeComResource
 from wecom_assets.sandbox.org import generate_org, save_org
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.sandbox import serve
-from wecom_assets import snapshots
+from wecom_assets.warehouse import snapshots
 from wecom_assets.wecom import ClientConfig, WeComClient
 
 

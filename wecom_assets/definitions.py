@@ -1,37 +1,9 @@
-"""The code location: assets, checks, jobs, schedules and resources, wired together."""
+"""The code location's entry point: ``-m wecom_assets.definitions``, ``workspace.yaml``, ``dg``.
 
-import dagster as dg
+The wiring lives in :mod:`wecom_assets.defs.definitions`; this module keeps the path that users,
+``workspace.yaml`` and the executor's preload name stable whatever the layout inside.
+"""
 
-from wecom_assets.assets import dept_membership, wecom_departments, wecom_users
-from wecom_assets.checks import wecom_freshness_checks
-from wecom_assets.history_assets import wecom_history
-from wecom_assets.resources import WarehouseResource, WeComResource
-from wecom_assets.schedules import (
-    wecom_freshness,
-    wecom_freshness_hourly,
-    wecom_nightly,
-    wecom_sync,
-)
+from wecom_assets.defs.definitions import defs
 
-# forkserver halves each step's start-up against the default spawn; steps stay separate
-# processes, which is why the token cache is shared through a file. The preload is explicit:
-# when the CLI loads the location with -m, Dagster only preloads its executor module, and every
-# step then imports the code location (Dagster, DuckDB, Arrow) again after the fork.
-executor = dg.multiprocess_executor.configured(
-    {"start_method": {"forkserver": {"preload_modules": ["wecom_assets.definitions"]}}}
-)
-
-defs = dg.Definitions(
-    assets=[wecom_departments, wecom_users, dept_membership, wecom_history],
-    asset_checks=[wecom_freshness_checks],
-    jobs=[wecom_sync, wecom_freshness],
-    schedules=[wecom_nightly, wecom_freshness_hourly],
-    resources={
-        "wecom": WeComResource(
-            corp_id=dg.EnvVar("WECOM_CORP_ID"),
-            corp_secret=dg.EnvVar("WECOM_CORP_SECRET"),
-        ),
-        "duckdb": WarehouseResource(),
-    },
-    executor=executor,
-)
+__all__ = ["defs"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import duckdb
 
-from wecom_assets.resources import WarehouseResource, WeComResource
+from wecom_assets.defs.resources import WarehouseResource, WeComResource
 from wecom_assets.sandbox.org import visible_view
 from wecom_assets.wecom.models import Department, User
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import duckdb
 
-from wecom_assets import snapshots, warehouse
-from wecom_assets.quality import DEPARTMENT_RULES, MEMBERSHIP_RULES, USER_RULES
 from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import visible_view
-from wecom_assets.tables import DEPARTMENTS, USERS
+from wecom_assets.warehouse import publish, snapshots
+from wecom_assets.warehouse.quality import DEPARTMENT_RULES, MEMBERSHIP_RULES, USER_RULES
+from wecom_assets.warehouse.tables import DEPARTMENTS, USERS
 from wecom_assets.wecom.models import Department, User
 
 
@@ -31,21 +31,21 @@ def load_snapshot(
     view = visible_view(org, visible)
     departments = [Department.from_api(d) for d in view["departments"]]
     users = [User.from_api(u) for u in view["users"]]
-    warehouse.replace_table(
+    publish.replace_table(
         conn,
         DEPARTMENTS,
         snapshots.departments_table(departments, synced_at),
         rules=DEPARTMENT_RULES,
         max_shrink_fraction=None,
     )
-    warehouse.replace_table(
+    publish.replace_table(
         conn,
         USERS,
         snapshots.users_table(users, synced_at),
         rules=USER_RULES,
         max_shrink_fraction=None,
     )
-    warehouse.replace_membership(conn, rules=MEMBERSHIP_RULES)
+    publish.replace_membership(conn, rules=MEMBERSHIP_RULES)
 
 
 def plain_users(org: OrgEditor, count: int) -> list[str]:

@@ -19,10 +19,10 @@ from dagster_support import (
     users_sql,
 )
 
-from wecom_assets.assets import dept_membership, wecom_departments, wecom_users
+from wecom_assets.defs.assets import dept_membership, wecom_departments, wecom_users
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.sandbox.server import FaultConfig, SandboxConfig, SandboxServer
-from wecom_assets.tables import DEPARTMENTS, USERS
+from wecom_assets.warehouse.tables import DEPARTMENTS, USERS
 
 ASSETS = [wecom_departments, wecom_users, dept_membership]
 MEMBERSHIP_SQL = "SELECT userid, department_id, sort_order, is_leader, is_main FROM dept_membership"
@@ -202,7 +202,7 @@ def test_a_department_cycle_fails_its_check_and_keeps_the_previous_table(
 def test_missing_credentials_fail_the_run_naming_the_variable(
     org: dict[str, Any], sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from wecom_assets.resources import WarehouseResource, WeComResource
+    from wecom_assets.defs.resources import WarehouseResource, WeComResource
 
     monkeypatch.delenv("WECOM_CORP_ID", raising=False)
     monkeypatch.setenv("WECOM_CORP_SECRET", org["corp_secret"])

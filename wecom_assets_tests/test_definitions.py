@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wecom_assets import definitions
+from wecom_assets.defs import definitions
 
 
 def test_step_processes_fork_from_a_server_that_already_imported_the_code_location() -> None:

@@ -10,9 +10,9 @@ import duckdb
 import pytest
 from history_support import load_snapshot
 
-from wecom_assets import history
 from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import generate_org, subtree_ids, visible_view
+from wecom_assets.warehouse import history
 
 T1 = datetime(2025, 3, 1, tzinfo=UTC)
 PATHS_SQL = "SELECT id, depth, id_path, name_path, path_names FROM wecom_department_paths"

@@ -22,9 +22,9 @@ from dagster_support import (
 )
 from history_support import load_snapshot, plain_users
 
-from wecom_assets import history
 from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import generate_org
+from wecom_assets.warehouse import history
 
 T1 = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
 T2 = T1 + timedelta(days=1)

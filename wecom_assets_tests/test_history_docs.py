@@ -15,9 +15,9 @@ import duckdb
 import pytest
 from history_support import load_snapshot, plain_users
 
-from wecom_assets import history
 from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import generate_org
+from wecom_assets.warehouse import history
 
 DOC = Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```sql\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.DOTALL)

@@ -11,10 +11,16 @@ import duckdb
 import pytest
 from dagster_support import resources, table_rows
 
-from wecom_assets.assets import dept_membership, wecom_departments, wecom_users
-from wecom_assets.history_assets import wecom_history
-from wecom_assets.pii import PII_FIELDS, PiiPolicy, PiiPolicyError, parse_policy, resolve_policy
+from wecom_assets.defs.assets import dept_membership, wecom_departments, wecom_users
+from wecom_assets.defs.history_assets import wecom_history
 from wecom_assets.sandbox.server import SandboxServer
+from wecom_assets.warehouse.pii import (
+    PII_FIELDS,
+    PiiPolicy,
+    PiiPolicyError,
+    parse_policy,
+    resolve_policy,
+)
 from wecom_assets.wecom.models import User
 
 SALT = "a-long-enough-secret-salt"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import duckdb
 import pytest
 
-from wecom_assets import quality
+from wecom_assets.warehouse import quality
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wecom_assets.resources import WeComResource
+from wecom_assets.defs.resources import WeComResource
 
 
 def test_the_rate_limit_window_reaches_the_client_and_defaults_to_wecoms_minute() -> None:

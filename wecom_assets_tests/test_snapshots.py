@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from wecom_assets import snapshots
-from wecom_assets.tables import USERS
+from wecom_assets.warehouse import snapshots
+from wecom_assets.warehouse.tables import USERS
 from wecom_assets.wecom.models import User
 
 SYNCED_AT = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)

@@ -30,7 +30,7 @@ from ui_support import (
 )
 
 from wecom_assets.definitions import defs
-from wecom_assets.tables import USERS
+from wecom_assets.warehouse.tables import USERS
 
 pytestmark = pytest.mark.browser
 # Two cores run the webserver, the daemon, the run's steps and Chromium: give the UI time.

@@ -22,8 +22,8 @@ from ui_support import (
     ui_stack,  # noqa: F401 - session fixture
 )
 
-from wecom_assets.assets import OWNERS
-from wecom_assets.tables import USERS
+from wecom_assets.defs.assets import OWNERS
+from wecom_assets.warehouse.tables import USERS
 
 pytestmark = [
     pytest.mark.e2e,

@@ -11,10 +11,10 @@ import pytest
 from dagster._config import ConfigType
 from dagster_support import resources
 
-from wecom_assets.assets import OWNERS, TAGS, wecom_departments
 from wecom_assets.definitions import defs
+from wecom_assets.defs.assets import OWNERS, TAGS, wecom_departments
 from wecom_assets.sandbox.server import SandboxServer
-from wecom_assets.tables import DEPARTMENTS, MEMBERSHIP, USERS
+from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, USERS
 
 WECOM_TABLES = {spec.name: spec for spec in (DEPARTMENTS, USERS, MEMBERSHIP)}
 

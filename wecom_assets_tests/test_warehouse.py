@@ -12,9 +12,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from wecom_assets import snapshots, warehouse
-from wecom_assets.quality import DEPARTMENT_RULES, CheckOutcome
-from wecom_assets.tables import DEPARTMENTS, USERS
+from wecom_assets.warehouse import publish, snapshots
+from wecom_assets.warehouse.quality import DEPARTMENT_RULES, CheckOutcome
+from wecom_assets.warehouse.tables import DEPARTMENTS, USERS
 from wecom_assets.wecom.models import Department, User
 
 SYNCED_AT = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
@@ -43,14 +43,14 @@ def _user(userid: str, departments: list[int], main: int | None = None) -> User:
     )
 
 
-def _load_departments(conn: duckdb.DuckDBPyConnection, *ids: int) -> warehouse.ReplaceResult:
+def _load_departments(conn: duckdb.DuckDBPyConnection, *ids: int) -> publish.ReplaceResult:
     table = snapshots.departments_table(_departments(*ids), SYNCED_AT)
-    return warehouse.replace_table(conn, DEPARTMENTS, table)
+    return publish.replace_table(conn, DEPARTMENTS, table)
 
 
 @pytest.fixture
 def conn(tmp_path: Path) -> duckdb.DuckDBPyConnection:
-    connection = warehouse.connect(tmp_path / "wecom.duckdb", lock_timeout=0)
+    connection = publish.connect(tmp_path / "wecom.duckdb", lock_timeout=0)
     yield connection
     connection.close()
 
@@ -86,7 +86,7 @@ def test_replace_swaps_in_the_new_snapshot_and_reports_counts(
 
 def test_text_is_stored_exactly_as_received(conn: duckdb.DuckDBPyConnection) -> None:
     users = [_user("ZhangSan", [1]), _user("a" * 64, [1])]
-    warehouse.replace_table(conn, USERS, snapshots.users_table(users, SYNCED_AT))
+    publish.replace_table(conn, USERS, snapshots.users_table(users, SYNCED_AT))
     names = conn.execute("SELECT userid, name FROM wecom_users ORDER BY userid").fetchall()
     assert names == [("ZhangSan", '王"ZhangSan"😀'), ("a" * 64, f'王"{"a" * 64}"😀')]
 
@@ -101,23 +101,23 @@ def test_an_error_during_the_write_keeps_the_previous_table(
 
     table = snapshots.departments_table(_departments(1, 9), SYNCED_AT)
     with pytest.raises(RuntimeError, match="disk full"):
-        warehouse.replace_table(conn, DEPARTMENTS, table, rules=[exploding_rule])
+        publish.replace_table(conn, DEPARTMENTS, table, rules=[exploding_rule])
     assert conn.execute("SELECT id FROM wecom_departments ORDER BY id").fetchall() == [
         (1,),
         (2,),
         (3,),
     ]
-    assert not warehouse.table_exists(conn, "wecom_departments__staging")
+    assert not publish.table_exists(conn, "wecom_departments__staging")
 
 
 def test_a_failed_blocking_rule_rejects_the_snapshot(conn: duckdb.DuckDBPyConnection) -> None:
     _load_departments(conn, 1, 2)
     duplicated = snapshots.departments_table(_departments(1, 2, 2), SYNCED_AT)
-    with pytest.raises(warehouse.SnapshotRejectedError, match="unique_department_ids") as info:
-        warehouse.replace_table(conn, DEPARTMENTS, duplicated, rules=DEPARTMENT_RULES)
+    with pytest.raises(publish.SnapshotRejectedError, match="unique_department_ids") as info:
+        publish.replace_table(conn, DEPARTMENTS, duplicated, rules=DEPARTMENT_RULES)
     failed = [o for o in info.value.outcomes if not o.passed]
     assert [(o.name, o.offending_ids) for o in failed] == [("unique_department_ids", ("2",))]
-    assert warehouse.row_count(conn, "wecom_departments") == 2
+    assert publish.row_count(conn, "wecom_departments") == 2
 
 
 def test_shrink_guard_keeps_the_table_when_rows_drop_past_the_fraction(
@@ -125,9 +125,9 @@ def test_shrink_guard_keeps_the_table_when_rows_drop_past_the_fraction(
 ) -> None:
     _load_departments(conn, *range(1, 11))
     table = snapshots.departments_table(_departments(1, 2, 3, 4), SYNCED_AT)
-    with pytest.raises(warehouse.ShrinkGuardError, match=r"10 to 4 rows \(60%\).*max_shrink"):
-        warehouse.replace_table(conn, DEPARTMENTS, table, max_shrink_fraction=0.5)
-    assert warehouse.row_count(conn, "wecom_departments") == 10
+    with pytest.raises(publish.ShrinkGuardError, match=r"10 to 4 rows \(60%\).*max_shrink"):
+        publish.replace_table(conn, DEPARTMENTS, table, max_shrink_fraction=0.5)
+    assert publish.row_count(conn, "wecom_departments") == 10
 
 
 def test_shrink_guard_allows_an_intended_drop_when_raised_to_one(
@@ -135,16 +135,16 @@ def test_shrink_guard_allows_an_intended_drop_when_raised_to_one(
 ) -> None:
     _load_departments(conn, *range(1, 11))
     table = snapshots.departments_table(_departments(1, 2), SYNCED_AT)
-    warehouse.replace_table(conn, DEPARTMENTS, table, max_shrink_fraction=1.0)
-    assert warehouse.row_count(conn, "wecom_departments") == 2
+    publish.replace_table(conn, DEPARTMENTS, table, max_shrink_fraction=1.0)
+    assert publish.row_count(conn, "wecom_departments") == 2
 
 
 def test_membership_has_one_row_per_user_and_listed_department(
     conn: duckdb.DuckDBPyConnection,
 ) -> None:
     users = [_user("ZhangSan", [2, 3], main=3), _user("lisi", [2], main=7)]
-    warehouse.replace_table(conn, USERS, snapshots.users_table(users, SYNCED_AT))
-    warehouse.replace_membership(conn)
+    publish.replace_table(conn, USERS, snapshots.users_table(users, SYNCED_AT))
+    publish.replace_membership(conn)
     rows = conn.execute(
         "SELECT userid, department_id, sort_order, is_leader, is_main FROM dept_membership"
     ).fetchall()
@@ -159,8 +159,8 @@ def test_membership_is_not_main_anywhere_when_the_main_department_is_not_visible
     conn: duckdb.DuckDBPyConnection,
 ) -> None:
     outside = User.from_api({"userid": "wangwu", "department": [2, 3], "order": [1, 2]})
-    warehouse.replace_table(conn, USERS, snapshots.users_table([outside], SYNCED_AT))
-    warehouse.replace_membership(conn)
+    publish.replace_table(conn, USERS, snapshots.users_table([outside], SYNCED_AT))
+    publish.replace_membership(conn)
     rows = conn.execute(
         "SELECT department_id, is_main FROM dept_membership ORDER BY department_id"
     ).fetchall()
@@ -170,8 +170,8 @@ def test_membership_is_not_main_anywhere_when_the_main_department_is_not_visible
 def test_membership_without_users_table_says_what_to_materialize(
     conn: duckdb.DuckDBPyConnection,
 ) -> None:
-    with pytest.raises(warehouse.WarehouseError, match="materialize wecom_users first"):
-        warehouse.replace_membership(conn)
+    with pytest.raises(publish.WarehouseError, match="materialize wecom_users first"):
+        publish.replace_membership(conn)
 
 
 def _hold_lock(path: Path, *, read_only: bool, seconds: float) -> subprocess.Popen[str]:
@@ -193,12 +193,12 @@ def test_a_reader_holding_the_file_makes_the_writer_fail_naming_the_holder(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "wecom.duckdb"
-    warehouse.connect(path, lock_timeout=0).close()
+    publish.connect(path, lock_timeout=0).close()
     holder = _hold_lock(path, read_only=True, seconds=30)
     try:
         started = time.monotonic()
-        with pytest.raises(warehouse.WarehouseLockedError, match=rf"PID {holder.pid}"):
-            warehouse.connect(path, lock_timeout=1.0)
+        with pytest.raises(publish.WarehouseLockedError, match=rf"PID {holder.pid}"):
+            publish.connect(path, lock_timeout=1.0)
         assert time.monotonic() - started < 5
     finally:
         holder.kill()
@@ -207,12 +207,12 @@ def test_a_reader_holding_the_file_makes_the_writer_fail_naming_the_holder(
 
 def test_the_writer_waits_the_whole_lock_timeout_before_giving_up(tmp_path: Path) -> None:
     path = tmp_path / "wecom.duckdb"
-    warehouse.connect(path, lock_timeout=0).close()
+    publish.connect(path, lock_timeout=0).close()
     holder = _hold_lock(path, read_only=True, seconds=30)
     try:
         started = time.monotonic()
-        with pytest.raises(warehouse.WarehouseLockedError, match="stayed locked for 2s"):
-            warehouse.connect(path, lock_timeout=2.0)
+        with pytest.raises(publish.WarehouseLockedError, match="stayed locked for 2s"):
+            publish.connect(path, lock_timeout=2.0)
         assert 2.0 <= time.monotonic() - started < 6
     finally:
         holder.kill()
@@ -221,35 +221,35 @@ def test_the_writer_waits_the_whole_lock_timeout_before_giving_up(tmp_path: Path
 
 def test_the_writer_gets_the_file_once_the_holder_lets_go(tmp_path: Path) -> None:
     path = tmp_path / "wecom.duckdb"
-    warehouse.connect(path, lock_timeout=0).close()
+    publish.connect(path, lock_timeout=0).close()
     holder = _hold_lock(path, read_only=True, seconds=1.0)
     try:
-        warehouse.connect(path, lock_timeout=20).close()
+        publish.connect(path, lock_timeout=20).close()
     finally:
         holder.wait()
 
 
 def test_a_process_killed_mid_write_leaves_the_previous_table(tmp_path: Path) -> None:
     path = tmp_path / "wecom.duckdb"
-    with warehouse.connect(path, lock_timeout=0) as conn:
+    with publish.connect(path, lock_timeout=0) as conn:
         _load_departments(conn, 1, 2, 3)
     code = textwrap.dedent(
         f"""
         import time
         from datetime import UTC, datetime
-        from wecom_assets import snapshots, warehouse
-        from wecom_assets.tables import DEPARTMENTS
+        from wecom_assets.warehouse import publish, snapshots
+        from wecom_assets.warehouse.tables import DEPARTMENTS
         from wecom_assets.wecom.models import Department
 
         def stall(conn, relation):
             print("writing", flush=True)
             time.sleep(60)
 
-        conn = warehouse.connect({str(path)!r}, lock_timeout=0)
+        conn = publish.connect({str(path)!r}, lock_timeout=0)
         table = snapshots.departments_table(
             [Department.from_api({{"id": 99, "parentid": 0}})], datetime.now(UTC)
         )
-        warehouse.replace_table(conn, DEPARTMENTS, table, rules=[stall])
+        publish.replace_table(conn, DEPARTMENTS, table, rules=[stall])
         """
     )
     writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -257,6 +257,6 @@ def test_a_process_killed_mid_write_leaves_the_previous_table(tmp_path: Path) ->
     assert writer.stdout.readline().strip() == "writing"
     writer.kill()
     writer.wait()
-    with warehouse.connect(path, lock_timeout=10) as conn:
+    with publish.connect(path, lock_timeout=10) as conn:
         ids = conn.execute("SELECT id FROM wecom_departments ORDER BY id").fetchall()
     assert ids == [(1,), (2,), (3,)]

@@ -1,7 +1,7 @@
 """The Dagster UI stack for the browser and GraphQL tests, started once per session.
 
 The stack is what ``make ui`` runs: the sandbox and ``dg dev`` (webserver, daemon, code server)
-through :class:`wecom_assets.dev_ui.DevServer`, on free ports, with a tmp ``DAGSTER_HOME`` that
+through :class:`wecom_assets.dev.dev_ui.DevServer`, on free ports, with a tmp ``DAGSTER_HOME`` that
 holds this repository's ``dagster.yaml`` and a tmp DuckDB file. Its log and the screenshots go to
 ``test-artifacts/`` (git-ignored) so a failure can be read after the run.
 """
@@ -21,7 +21,7 @@ import requests
 from dagster_graphql import DagsterGraphQLClient
 from e2e_support import cli_env
 
-from wecom_assets.dev_ui import DevServer, free_port
+from wecom_assets.dev.dev_ui import DevServer, free_port
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.sandbox.server import SandboxServer
 

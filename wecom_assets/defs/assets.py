@@ -15,17 +15,17 @@ import dagster as dg
 from duckdb import DuckDBPyConnection
 from pydantic import Field
 
-from wecom_assets import snapshots, warehouse
-from wecom_assets.checks import (
+from wecom_assets.defs.checks import (
     DEPARTMENT_CHECKS,
     MEMBERSHIP_CHECKS,
     USER_CHECKS,
     check_results,
 )
-from wecom_assets.pii import PiiPolicyError
-from wecom_assets.quality import DEPARTMENT_RULES, MEMBERSHIP_RULES, USER_RULES
-from wecom_assets.resources import WarehouseResource, WeComResource
-from wecom_assets.tables import DEPARTMENTS, MEMBERSHIP, USERS, TableSpec
+from wecom_assets.defs.resources import WarehouseResource, WeComResource
+from wecom_assets.warehouse import publish, snapshots
+from wecom_assets.warehouse.pii import PiiPolicyError
+from wecom_assets.warehouse.quality import DEPARTMENT_RULES, MEMBERSHIP_RULES, USER_RULES
+from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, USERS, TableSpec
 from wecom_assets.wecom import ClientStats, WeComError
 
 GROUP = "wecom"
@@ -43,7 +43,7 @@ class SyncConfig(dg.Config):
     """Per-run settings of a table replacement."""
 
     max_shrink_fraction: float = Field(
-        default=warehouse.DEFAULT_MAX_SHRINK_FRACTION,
+        default=publish.DEFAULT_MAX_SHRINK_FRACTION,
         ge=0.0,
         le=1.0,
         description=(
@@ -100,7 +100,7 @@ def _failure(error: Exception, what: str) -> dg.Failure:
 
 def _materialization(
     spec: TableSpec,
-    result: warehouse.ReplaceResult,
+    result: publish.ReplaceResult,
     started: float,
     extra: Mapping[str, Any],
 ) -> dg.MaterializeResult:
@@ -124,7 +124,7 @@ def _write_and_report(
     context: dg.AssetExecutionContext,
     duckdb: WarehouseResource,
     spec: TableSpec,
-    write: Callable[[DuckDBPyConnection], warehouse.ReplaceResult],
+    write: Callable[[DuckDBPyConnection], publish.ReplaceResult],
     started: float,
     extra: Mapping[str, Any],
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
@@ -132,10 +132,10 @@ def _write_and_report(
     try:
         with duckdb.get_connection() as conn:
             result = write(conn)
-    except warehouse.SnapshotRejectedError as rejected:
+    except publish.SnapshotRejectedError as rejected:
         yield from check_results(spec.name, rejected.outcomes)
         raise _failure(rejected, f"{spec.name} not replaced") from None
-    except warehouse.WarehouseError as error:
+    except publish.WarehouseError as error:
         raise _failure(error, f"{spec.name} not replaced") from None
     before = (
         "new table" if result.previous_row_count is None else f"was {result.previous_row_count}"
@@ -176,7 +176,7 @@ def wecom_departments(
         context,
         duckdb,
         DEPARTMENTS,
-        lambda conn: warehouse.replace_table(
+        lambda conn: publish.replace_table(
             conn,
             DEPARTMENTS,
             snapshot,
@@ -218,8 +218,8 @@ def wecom_users(
         raise _failure(error, "PII policy is invalid") from None
     try:
         with duckdb.get_connection() as conn:
-            department_ids = warehouse.department_ids(conn)
-    except warehouse.WarehouseError as error:
+            department_ids = publish.department_ids(conn)
+    except publish.WarehouseError as error:
         raise _failure(error, "Reading wecom_departments failed") from None
     try:
         with wecom.get_client() as client:
@@ -234,7 +234,7 @@ def wecom_users(
         context,
         duckdb,
         USERS,
-        lambda conn: warehouse.replace_table(
+        lambda conn: publish.replace_table(
             conn,
             USERS,
             snapshot,
@@ -287,7 +287,7 @@ def dept_membership(
         context,
         duckdb,
         MEMBERSHIP,
-        lambda conn: warehouse.replace_membership(conn, rules=MEMBERSHIP_RULES),
+        lambda conn: publish.replace_membership(conn, rules=MEMBERSHIP_RULES),
         time.monotonic(),
         {},
     )

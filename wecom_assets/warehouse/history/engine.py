@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 import duckdb
 import pyarrow as pa
 
-from wecom_assets.quality import MAX_REPORTED_IDS, CheckOutcome
-from wecom_assets.tables import DEPARTMENTS, MEMBERSHIP, USERS, Column, TableSpec
+from wecom_assets.warehouse.quality import MAX_REPORTED_IDS, CheckOutcome
+from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, USERS, Column, TableSpec
 
 _TIMESTAMP = pa.timestamp("us", tz="UTC")
 _BIGINT = pa.int64()

@@ -6,7 +6,7 @@ Both schedules start stopped, as Dagster schedules do by default: turn them on i
 
 import dagster as dg
 
-from wecom_assets.checks import FreshnessConfig, wecom_freshness_checks
+from wecom_assets.defs.checks import FreshnessConfig, wecom_freshness_checks
 
 TIMEZONE = "Asia/Shanghai"
 NIGHTLY_CRON = "0 2 * * *"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field
 
-from wecom_assets.quality import (
+from wecom_assets.warehouse.quality import (
     DEPARTMENT_RULES,
     MEMBERSHIP_RULES,
     USER_RULES,

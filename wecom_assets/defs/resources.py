@@ -15,8 +15,8 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from wecom_assets import warehouse
-from wecom_assets.pii import PiiPolicy, resolve_policy
+from wecom_assets.warehouse import publish
+from wecom_assets.warehouse.pii import PiiPolicy, resolve_policy
 from wecom_assets.wecom import ClientConfig, WeComClient
 
 DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
@@ -190,7 +190,7 @@ class WarehouseResource(DuckDBResource):
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection, closed on exit whatever happens inside the block."""
-        conn = warehouse.connect(
+        conn = publish.connect(
             self.path,
             lock_timeout=self.lock_timeout_seconds,
             config={"custom_user_agent": "wecom_assets", **self.connection_config},

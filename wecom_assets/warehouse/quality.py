@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from wecom_assets.tables import table_exists
+from wecom_assets.warehouse.tables import table_exists
 
 MAX_REPORTED_IDS = 50
 

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import duckdb
 
-from wecom_assets.dev_ui import DEFAULT_PORT, DevServer, free_port, port_is_free
+from wecom_assets.dev.dev_ui import DEFAULT_PORT, DevServer, free_port, port_is_free
 from wecom_assets.sandbox.evolve import OrgEditor, evolve_org
 from wecom_assets.sandbox.org import generate_org, save_org
 from wecom_assets.sandbox.process import SandboxProcess, serve_in_subprocess
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data"
 DAGSTER_HOME = ROOT / ".dagster_home"
 # Not data/wecom.duckdb: the demo starts its file afresh and must never touch a real sync's tables.

@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from wecom_assets.tables import DEPARTMENTS, USERS
+from wecom_assets.warehouse.tables import DEPARTMENTS, USERS
 from wecom_assets.wecom.models import Department, User
 
 # Table column -> record attribute, where the names differ.

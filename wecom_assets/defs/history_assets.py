@@ -2,7 +2,7 @@
 
 A single multi-asset keeps the run at one extra step process. It owns the four type-2 history
 tables, the log of applied snapshots and two views (change events, department paths); all are
-written in one DuckDB transaction by :func:`wecom_assets.history.apply_snapshot`, so a failure
+written in one DuckDB transaction by :func:`wecom_assets.warehouse.history.apply_snapshot`, so a failure
 leaves yesterday's history, and a retry of the same snapshot changes nothing.
 """
 
@@ -13,12 +13,12 @@ from typing import Any
 import dagster as dg
 import duckdb as duckdb_lib
 
-from wecom_assets import history, warehouse
-from wecom_assets.assets import FRESHNESS_POLICY, GROUP, OWNERS, POOL, TAGS, table_schema
-from wecom_assets.checks import check_results
-from wecom_assets.quality import CheckOutcome
-from wecom_assets.resources import WarehouseResource
-from wecom_assets.tables import TableSpec
+from wecom_assets.defs.assets import FRESHNESS_POLICY, GROUP, OWNERS, POOL, TAGS, table_schema
+from wecom_assets.defs.checks import check_results
+from wecom_assets.defs.resources import WarehouseResource
+from wecom_assets.warehouse import history, publish
+from wecom_assets.warehouse.quality import CheckOutcome
+from wecom_assets.warehouse.tables import TableSpec
 
 _SOURCES = {
     history.DEPARTMENTS_HISTORY.name: ["wecom_departments"],
@@ -100,7 +100,7 @@ def wecom_history(
     except history.HistoryRejectedError as rejected:
         yield from _check_results(rejected.outcomes)
         raise dg.Failure(description=str(rejected), allow_retries=False) from None
-    except (history.HistoryError, warehouse.WarehouseError, duckdb_lib.Error) as error:
+    except (history.HistoryError, publish.WarehouseError, duckdb_lib.Error) as error:
         raise dg.Failure(
             description=f"History not updated: {error}",
             metadata={"error_type": type(error).__name__},

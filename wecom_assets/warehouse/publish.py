@@ -17,8 +17,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from wecom_assets.quality import CheckOutcome, Rule
-from wecom_assets.tables import MEMBERSHIP, TableSpec, table_exists
+from wecom_assets.warehouse.quality import CheckOutcome, Rule
+from wecom_assets.warehouse.tables import MEMBERSHIP, TableSpec, table_exists
 
 DEFAULT_MAX_SHRINK_FRACTION = 0.5
 

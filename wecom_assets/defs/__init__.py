@@ -1,0 +1,1 @@
+"""Dagster only: resources, assets, checks, schedules and the definitions that wire them."""

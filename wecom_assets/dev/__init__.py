@@ -1,0 +1,1 @@
+"""Developer tooling: the demo and the dev-UI launcher; nothing here runs in production."""
