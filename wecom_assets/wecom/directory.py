@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from wecom_assets.wecom.errcodes import OUT_OF_RANGE
 from wecom_assets.wecom.errors import WeComPermissionError
-from wecom_assets.wecom.models import Department, Directory, User
+from wecom_assets.wecom.models import Department, Directory, User, userid_key
 
 ListUsers = Callable[[int, threading.Event], list[User]]
 
@@ -102,7 +102,7 @@ def iter_users(
                 while unmerged and unmerged[0][1].done():
                     _, future = unmerged.popleft()
                     for user in future.result():
-                        key = user.userid.casefold()
+                        key = userid_key(user.userid)
                         if key not in seen:
                             seen.add(key)
                             yield user

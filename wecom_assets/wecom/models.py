@@ -20,6 +20,15 @@ from wecom_assets.wecom.errors import WeComResponseError
 _INT_TEXT = re.compile(r"-?[0-9]+")
 
 
+def userid_key(userid: str) -> str:
+    """The form in which two userids are the same member: WeCom compares userids ignoring case.
+
+    The merge of users listed by several departments and the warehouse's uniqueness check both
+    use this one function, so they cannot disagree (``casefold`` and SQL ``lower`` do, on ``ß``).
+    """
+    return userid.casefold()
+
+
 def _as_int(value: Any) -> int | None:
     """Return ``value`` as an int when that loses nothing (``"7"`` -> 7, ``7.0`` -> 7), else None."""
     if isinstance(value, bool):
