@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from wecom_assets.sandbox import faults as fault_kinds
+from wecom_assets.sandbox.call_counts import Stats
+from wecom_assets.sandbox.call_quota import SlidingWindowLimiter
 from wecom_assets.sandbox.config import SandboxConfig, apply_changes, validate
 from wecom_assets.sandbox.endpoints import ENDPOINTS
 from wecom_assets.sandbox.faults import FaultInjector
 from wecom_assets.sandbox.index import ApiError, OrgIndex, encode
 from wecom_assets.sandbox.org import check_org
-from wecom_assets.sandbox.ratelimit import SlidingWindowLimiter
-from wecom_assets.sandbox.stats import Stats
-from wecom_assets.sandbox.tokens import TokenRegistry
+from wecom_assets.sandbox.token_issuer import TokenRegistry
 
 JSON_TYPE = "application/json; charset=UTF-8"
 HTML_TYPE = "text/html; charset=UTF-8"
@@ -164,7 +164,7 @@ class SandboxEngine:
             self._index = index
 
     def stats(self) -> dict[str, Any]:
-        """A snapshot of the counts (see :class:`~wecom_assets.sandbox.stats.Stats`)."""
+        """A snapshot of the counts (see :class:`~wecom_assets.sandbox.call_counts.Stats`)."""
         with self._lock:
             return self._stats.snapshot()
 
