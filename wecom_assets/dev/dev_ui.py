@@ -30,10 +30,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKSPACE = ROOT / "workspace.yaml"
 DEFAULT_PORT = 3000
 HOST = "127.0.0.1"
+_ENDED = frozenset({psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD})
 
 _LOCATIONS_QUERY = (
     "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
@@ -81,26 +84,16 @@ def live_group_members(pgid: int) -> list[int]:
     Orphaned zombies are only reaped by the init process, which some containers lack, so signalling
     the group (which succeeds for zombies) would report processes that no longer run.
     """
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return []
-        return [pgid]
     members = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
+    for process in psutil.process_iter(["status"]):
+        if process.info["status"] in _ENDED:
             continue
         try:
-            stat = (entry / "stat").read_text()
+            group = os.getpgid(process.pid)
         except OSError:
             continue
-        # Fields after the command name, which is in parentheses and may contain spaces.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state not in {"Z", "X"}:
-            members.append(int(entry.name))
+        if group == pgid:
+            members.append(process.pid)
     return sorted(members)
 
 
