@@ -1,69 +1,46 @@
-"""Process measurements read from /proc (Linux), so the benchmark needs no extra dependency.
+"""Process measurements through psutil, for the benchmark harness.
 
 ``TreeMonitor`` polls a process and all its descendants (the Dagster CLI, its forkserver and the
-step processes it forks) and keeps each one's peak resident set (``VmHWM``, which the kernel
-keeps as a high-water mark, so a short poll interval only risks missing the last few
-milliseconds of a process) and CPU time. It also samples the CPU time of unrelated processes
-(the sandbox) so that their load during one step can be computed afterwards.
+step processes it forks) and keeps each one's peak resident set and CPU time. It also samples the
+CPU time of unrelated processes (the sandbox) so that their load during one step can be computed
+afterwards.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+import psutil
 
 
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds of a process, or None once it has gone."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return None
-    fields = text.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return times.user + times.system
 
 
-def _status_kb(pid: int) -> dict[str, int]:
-    values: dict[str, int] = {}
+def _kernel_peak_rss_kb(pid: int) -> int:
+    """The kernel's high-water mark of the resident set (Linux ``VmHWM``); 0 where there is none.
+
+    psutil reports only the current resident set, which a poll sees at its own moments: a step
+    that allocates and frees between two polls would look smaller than it was, and the report's
+    "peak RSS < 500 MB" target would pass unearned. The kernel keeps the true peak, so a short
+    poll interval only risks missing the last few milliseconds of a process.
+    """
     try:
-        text = Path(f"/proc/{pid}/status").read_text()
+        with Path(f"/proc/{pid}/status").open() as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
     except OSError:
-        return values
-    for line in text.splitlines():
-        if line.startswith(("VmHWM:", "VmRSS:")):
-            name, value = line.split(":", 1)
-            values[name] = int(value.split()[0])
-    return values
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return ""
-    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
-
-
-def children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (all its threads' children)."""
-    found: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for task in tasks:
-        try:
-            text = Path(f"/proc/{pid}/task/{task}/children").read_text()
-        except OSError:
-            continue
-        found.extend(int(part) for part in text.split())
-    return found
+        pass
+    return 0
 
 
 @dataclass
@@ -97,11 +74,29 @@ class CpuSamples:
 class TreeMonitor:
     """Polls a process tree in a background thread until stopped."""
 
-    def __init__(self, root: int, extra: tuple[int, ...] = (), interval: float = 0.02) -> None:
+    def __init__(
+        self,
+        root: int,
+        extra: tuple[int, ...] = (),
+        interval: float = 0.02,
+        rescan_interval: float = 0.1,
+    ) -> None:
+        """Prepare, without starting, a monitor of ``root``'s tree.
+
+        Args:
+            root: Process whose descendants are measured with it.
+            extra: Unrelated processes whose CPU time is sampled alongside.
+            interval: Seconds between samples of the processes already found.
+            rescan_interval: Seconds between searches for new descendants; psutil finds children
+                by reading every process on the machine, too dear to do every ``interval``.
+        """
         self.root = root
         self.interval = interval
+        self.rescan_interval = rescan_interval
         self.processes: dict[int, ProcessRecord] = {}
         self.extra = {pid: CpuSamples(pid) for pid in extra}
+        self._tree: dict[int, psutil.Process] = {}
+        self._next_scan = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="procmon", daemon=True)
 
@@ -122,23 +117,48 @@ class TreeMonitor:
     def poll(self) -> None:
         """Record one sample of every process in the tree and of the extra processes."""
         now = time.time()
-        pending = [(self.root, 0)]
-        while pending:
-            pid, parent = pending.pop()
-            status = _status_kb(pid)
-            cpu = cpu_seconds(pid)
-            if not status or cpu is None:
-                continue
-            record = self.processes.get(pid)
-            if record is None:
-                record = self.processes[pid] = ProcessRecord(
-                    pid, parent, _cmdline(pid), first_seen=now, last_seen=now
-                )
-            record.last_seen = now
-            record.peak_rss_kb = max(record.peak_rss_kb, status.get("VmHWM", 0))
-            record.cpu_seconds = max(record.cpu_seconds, cpu)
-            pending.extend((child, pid) for child in children(pid))
+        if time.monotonic() >= self._next_scan:
+            self._find_descendants()
+            self._next_scan = time.monotonic() + self.rescan_interval
+        for pid, process in list(self._tree.items()):
+            if not self._sample(process, now):
+                del self._tree[pid]
         for samples in self.extra.values():
             cpu = cpu_seconds(samples.pid)
             if cpu is not None:
                 samples.samples.append((now, cpu))
+
+    def _find_descendants(self) -> None:
+        try:
+            root = self._tree.get(self.root) or psutil.Process(self.root)
+            found = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return
+        for process in found:
+            self._tree.setdefault(process.pid, process)
+
+    def _sample(self, process: psutil.Process, now: float) -> bool:
+        """Update ``process``'s record; False once it has ended (exited or a zombie)."""
+        record = self.processes.get(process.pid)
+        try:
+            with process.oneshot():
+                if process.status() == psutil.STATUS_ZOMBIE:
+                    return False
+                times = process.cpu_times()
+                rss_kb = process.memory_info().rss // 1024
+                if record is None:
+                    record = ProcessRecord(
+                        process.pid,
+                        process.ppid(),
+                        " ".join(process.cmdline()),
+                        first_seen=now,
+                        last_seen=now,
+                    )
+        except psutil.Error:
+            return False
+        self.processes[process.pid] = record
+        record.last_seen = now
+        peak_kb = max(rss_kb, _kernel_peak_rss_kb(process.pid))
+        record.peak_rss_kb = max(record.peak_rss_kb, peak_kb)
+        record.cpu_seconds = max(record.cpu_seconds, times.user + times.system)
+        return True
