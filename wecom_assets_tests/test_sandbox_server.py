@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,48 @@ from wecom_assets.sandbox.org import generate_org, save_org, subtree_ids, visibl
 from wecom_assets.sandbox.server import FaultConfig, SandboxConfig, SandboxServer
 
 Start = Callable[..., SandboxServer]
+StartClocked = Callable[[dict[str, Any], SandboxConfig], SandboxServer]
+
+
+class ManualClock:
+    """A monotonic clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def start_clocked_sandbox(clock: ManualClock) -> Iterator[StartClocked]:
+    """Start sandboxes whose token lifetimes and rate-limit windows follow ``clock``."""
+    servers: list[SandboxServer] = []
+
+    def start(org: dict[str, Any], config: SandboxConfig) -> SandboxServer:
+        server = SandboxServer(org, config, clock=clock).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def clocked_sandbox(
+    sandbox_org: dict[str, Any], start_clocked_sandbox: StartClocked
+) -> SandboxServer:
+    """A well-behaved sandbox (tokens live 7200 s) on the test's ``clock``."""
+    return start_clocked_sandbox(sandbox_org, SandboxConfig())
 
 
 def gettoken(server: SandboxServer, **params: str) -> dict[str, Any]:
@@ -121,25 +163,31 @@ def test_a_call_with_an_unknown_token_answers_40014(sandbox: SandboxServer) -> N
     assert call(sandbox, "department/list", "not-a-token")["errcode"] == 40014
 
 
-def test_an_expired_token_answers_42001_and_gettoken_issues_a_new_one(
-    sandbox_org: dict[str, Any], start_sandbox: Start
+def test_a_token_is_accepted_until_its_lifetime_ends(
+    clocked_sandbox: SandboxServer, clock: ManualClock
 ) -> None:
-    server = start_sandbox(sandbox_org, SandboxConfig(token_ttl=1))
-    first = token_of(server)
-    time.sleep(1.05)
-    assert call(server, "department/list", first)["errcode"] == 42001
-    second = token_of(server)
+    token = token_of(clocked_sandbox)
+    clock.advance(7199)
+    assert call(clocked_sandbox, "department/list", token)["errcode"] == 0
+
+
+def test_an_expired_token_answers_42001_and_gettoken_issues_a_new_one(
+    clocked_sandbox: SandboxServer, clock: ManualClock
+) -> None:
+    first = token_of(clocked_sandbox)
+    clock.advance(7200)
+    assert call(clocked_sandbox, "department/list", first)["errcode"] == 42001
+    second = token_of(clocked_sandbox)
     assert second != first
-    assert call(server, "department/list", second)["errcode"] == 0
+    assert call(clocked_sandbox, "department/list", second)["errcode"] == 0
 
 
 def test_a_repeated_gettoken_reports_the_remaining_life(
-    sandbox_org: dict[str, Any], start_sandbox: Start
+    clocked_sandbox: SandboxServer, clock: ManualClock
 ) -> None:
-    server = start_sandbox(sandbox_org, SandboxConfig(token_ttl=3))
-    gettoken(server)
-    time.sleep(1.1)
-    assert gettoken(server)["expires_in"] == 2
+    gettoken(clocked_sandbox)
+    clock.advance(1000)
+    assert gettoken(clocked_sandbox)["expires_in"] == 6200
 
 
 def test_the_token_is_invalidated_after_invalidate_every_calls(
@@ -365,12 +413,15 @@ def test_gettoken_has_its_own_rate_limit(sandbox_org: dict[str, Any], start_sand
     assert [gettoken(server)["errcode"] for _ in range(3)] == [0, 0, 45009]
 
 
-def test_the_rate_limit_window_slides(sandbox_org: dict[str, Any], start_sandbox: Start) -> None:
-    config = SandboxConfig(rate_limit_per_minute=2, rate_limit_window=0.4)
-    server = start_sandbox(sandbox_org, config)
+def test_the_rate_limit_window_slides(
+    sandbox_org: dict[str, Any], start_clocked_sandbox: StartClocked, clock: ManualClock
+) -> None:
+    server = start_clocked_sandbox(sandbox_org, SandboxConfig(rate_limit_per_minute=2))
     token = token_of(server)
     assert [call(server, "department/list", token)["errcode"] for _ in range(3)] == [0, 0, 45009]
-    time.sleep(0.45)
+    clock.advance(59)
+    assert call(server, "department/list", token)["errcode"] == 45009
+    clock.advance(1)
     assert call(server, "department/list", token)["errcode"] == 0
 
 

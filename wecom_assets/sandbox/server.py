@@ -18,6 +18,8 @@ import re
 import socket
 import socketserver
 import threading
+import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -227,6 +229,7 @@ class SandboxServer:
         config: SandboxConfig | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Prepare a server; nothing listens until :meth:`start`.
 
@@ -235,11 +238,13 @@ class SandboxServer:
             config: Behaviour settings; defaults to a well-behaved API.
             host: Interface to listen on.
             port: Port to listen on; 0 picks a free one.
+            clock: Seconds for token lifetimes and rate-limit windows; tests pass a clock they
+                move themselves, so two hours of token life pass without waiting.
 
         Raises:
             ValueError: When the org or the config is invalid.
         """
-        self.engine = SandboxEngine(org, config)
+        self.engine = SandboxEngine(org, config, clock)
         self._address = (host, port)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
