@@ -21,7 +21,13 @@ USER_COLUMNS = (
 
 
 def resources(
-    org: dict[str, Any], url: str, tmp_path: Path, **wecom_overrides: Any
+    org: dict[str, Any],
+    url: str,
+    tmp_path: Path,
+    *,
+    pii_policy: dict[str, str] | None = None,
+    pii_salt: str = "",
+    **wecom_overrides: Any,
 ) -> dict[str, Any]:
     """The two resources of the code location, pointed at a sandbox and a tmp DuckDB file."""
     settings: dict[str, Any] = {
@@ -34,7 +40,10 @@ def resources(
     return {
         "wecom": WeComResource(**settings),
         "duckdb": WarehouseResource(
-            database=str(tmp_path / "wecom.duckdb"), lock_timeout_seconds=5
+            database=str(tmp_path / "wecom.duckdb"),
+            lock_timeout_seconds=5,
+            pii_policy=pii_policy or {},
+            pii_salt=pii_salt,
         ),
     }
 

@@ -16,7 +16,6 @@ import duckdb
 from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import visible_view
 from wecom_assets.warehouse import publish, snapshots
-from wecom_assets.warehouse.quality import DEPARTMENT_RULES, MEMBERSHIP_RULES, USER_RULES
 from wecom_assets.warehouse.tables import DEPARTMENTS, USERS
 from wecom_assets.wecom.models import Department, User
 
@@ -35,17 +34,12 @@ def load_snapshot(
         conn,
         DEPARTMENTS,
         snapshots.departments_table(departments, synced_at),
-        rules=DEPARTMENT_RULES,
         max_shrink_fraction=None,
     )
     publish.replace_table(
-        conn,
-        USERS,
-        snapshots.users_table(users, synced_at),
-        rules=USER_RULES,
-        max_shrink_fraction=None,
+        conn, USERS, snapshots.users_table(users, synced_at), max_shrink_fraction=None
     )
-    publish.replace_membership(conn, rules=MEMBERSHIP_RULES)
+    publish.replace_membership(conn)
 
 
 def plain_users(org: OrgEditor, count: int) -> list[str]:

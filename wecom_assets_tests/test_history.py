@@ -7,7 +7,6 @@ sync would write them) at fixed times and folds them into the history with ``app
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,11 +24,13 @@ from history_support import load_snapshot, plain_users
 from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.warehouse import history
+from wecom_assets.warehouse.tables import HISTORY_TABLES as HISTORY_SPECS
+from wecom_assets.warehouse.tables import TRACKED, USERS
 
 T1 = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
 T2 = T1 + timedelta(days=1)
 T3 = T2 + timedelta(days=1)
-HISTORY_TABLES = [spec.name for spec in history.HISTORY_TABLES]
+HISTORY_TABLES = [spec.name for spec in HISTORY_SPECS]
 EVENT_SQL = (
     "SELECT changed_at, entity, event, entity_id, old_value, new_value FROM wecom_org_changes"
 )
@@ -38,12 +39,6 @@ EVENT_SQL = (
 @pytest.fixture(scope="module")
 def base_org() -> dict[str, Any]:
     return generate_org(users=120, departments=15, seed=21)
-
-
-@pytest.fixture
-def conn() -> Iterator[duckdb.DuckDBPyConnection]:
-    with duckdb.connect(":memory:") as connection:
-        yield connection
 
 
 def _sync(conn: duckdb.DuckDBPyConnection, org: OrgEditor, at: datetime) -> history.HistoryResult:
@@ -376,11 +371,11 @@ def test_a_column_added_to_the_tables_does_not_version_every_row(
     org = OrgEditor(base_org)
     _sync(conn, org, T1)
     # A history written before `qr_code` existed: the column is missing, hashes exclude it.
-    tracked = next(t for t in history.TRACKED if t.history is history.USERS_HISTORY)
+    tracked = next(t for t in TRACKED if t.source is USERS)
     older = tuple(c for c in tracked.business_columns if c != "qr_code")
     spec = dataclasses.replace(
-        history.USERS_HISTORY,
-        columns=tuple(c for c in history.USERS_HISTORY.columns if c.name != "qr_code"),
+        tracked.history,
+        columns=tuple(c for c in tracked.history.columns if c.name != "qr_code"),
     )
     conn.execute("ALTER TABLE wecom_users_history RENAME TO newer")
     conn.execute(spec.create_sql("wecom_users_history"))

@@ -28,12 +28,13 @@ from dagster_support import (
 from history_support import expected_intervals, plain_users
 
 from wecom_assets.definitions import defs
-from wecom_assets.defs.assets import OWNERS, dept_membership, wecom_departments, wecom_users
+from wecom_assets.defs.assets import dept_membership, wecom_departments, wecom_users
 from wecom_assets.defs.history_assets import wecom_history
+from wecom_assets.defs.settings import OWNERS
 from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import generate_org, subtree_ids
 from wecom_assets.sandbox.server import FaultConfig, SandboxServer
-from wecom_assets.warehouse.history import HISTORY_TABLES, VIEWS
+from wecom_assets.warehouse.tables import HISTORY_TABLES, VIEWS
 
 ASSETS = [wecom_departments, wecom_users, dept_membership, wecom_history]
 MEMBERSHIP_COLUMNS = "userid, department_id, sort_order, is_leader, is_main"

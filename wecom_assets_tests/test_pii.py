@@ -31,6 +31,10 @@ def _user(**fields: Any) -> User:
     return User.from_api({"userid": "ZhangSan", "name": "张三", **fields})
 
 
+def _apply(policy: PiiPolicy, *users: User) -> list[User]:
+    return list(policy.apply_each(users))
+
+
 def test_apply_each_changes_users_one_at_a_time_as_they_are_streamed() -> None:
     policy = PiiPolicy({"email": "hash", "mobile": "drop"}, salt=SALT)
     users = [_user(userid=f"u{i}", email=f"u{i}@example.com", mobile="138") for i in range(3)]
@@ -44,7 +48,7 @@ def test_apply_each_changes_users_one_at_a_time_as_they_are_streamed() -> None:
 
 def test_hash_is_the_sha256_of_salt_and_value_and_matches_duckdb() -> None:
     policy = PiiPolicy({"mobile": "hash"}, salt=SALT)
-    (user,) = policy.apply([_user(mobile="13800138000")])
+    (user,) = _apply(policy, _user(mobile="13800138000"))
     expected = hashlib.sha256(f"{SALT}13800138000".encode()).hexdigest()
     assert user.mobile == expected
     with duckdb.connect() as conn:
@@ -54,54 +58,63 @@ def test_hash_is_the_sha256_of_salt_and_value_and_matches_duckdb() -> None:
 
 
 def test_the_same_value_and_salt_always_give_the_same_hash() -> None:
-    first = PiiPolicy({"email": "hash"}, salt=SALT).apply([_user(email="a@example.com")])
-    second = PiiPolicy({"email": "hash"}, salt=SALT).apply([_user(email="a@example.com")])
-    other = PiiPolicy({"email": "hash"}, salt=SALT + "x").apply([_user(email="a@example.com")])
+    first = _apply(PiiPolicy({"email": "hash"}, salt=SALT), _user(email="a@example.com"))
+    second = _apply(PiiPolicy({"email": "hash"}, salt=SALT), _user(email="a@example.com"))
+    other = _apply(PiiPolicy({"email": "hash"}, salt=SALT + "x"), _user(email="a@example.com"))
     assert first[0].email == second[0].email != other[0].email
 
 
 def test_drop_stores_null_and_unlisted_fields_are_kept() -> None:
     policy = PiiPolicy({"address": "drop", "avatar": "drop"})
-    (user,) = policy.apply([_user(address="北京市", avatar="https://a/0", email="a@example.com")])
+    (user,) = _apply(policy, _user(address="北京市", avatar="https://a/0", email="a@example.com"))
     assert (user.address, user.avatar, user.email) == (None, None, "a@example.com")
 
 
 def test_missing_and_empty_values_stay_as_they_are_when_hashed() -> None:
     policy = PiiPolicy({"telephone": "hash", "mobile": "hash"}, salt=SALT)
-    (user,) = policy.apply([_user(telephone="")])
+    (user,) = _apply(policy, _user(telephone=""))
     assert (user.telephone, user.mobile) == ("", None)
 
 
 def test_the_default_policy_keeps_every_field() -> None:
     user = _user(mobile="13800138000", email="a@example.com")
-    policy = resolve_policy({}, environ={})
-    assert policy.apply([user]) == (user,)
+    policy = resolve_policy({}, "", "")
+    assert _apply(policy, user) == [user]
     assert set(policy.describe().values()) == {"keep"}
     assert tuple(policy.describe()) == PII_FIELDS
 
 
 def test_hashing_without_a_salt_fails_naming_the_variable() -> None:
     with pytest.raises(PiiPolicyError, match=r"WECOM_PII_SALT.*not set"):
-        resolve_policy({"mobile": "hash"}, environ={})
+        resolve_policy({"mobile": "hash"}, "", "")
     with pytest.raises(PiiPolicyError, match=r"WECOM_PII_SALT.*too short"):
-        resolve_policy({"mobile": "hash"}, environ={"WECOM_PII_SALT": "short"})
+        resolve_policy({"mobile": "hash"}, "", "short")
+
+
+@pytest.mark.parametrize("salt", [" " * 16, " " * 20 + "abc", "x" * 32])
+def test_a_blank_or_one_character_salt_is_refused(salt: str) -> None:
+    with pytest.raises(PiiPolicyError, match=r"WECOM_PII_SALT.*too short or too weak"):
+        resolve_policy({"mobile": "hash"}, "", salt)
+
+
+def test_a_field_given_two_actions_is_refused_naming_both() -> None:
+    with pytest.raises(PiiPolicyError, match=r"mobile two actions \(hash and keep\)"):
+        parse_policy("mobile=hash,email=drop,mobile=keep")
+
+
+def test_a_field_repeated_with_the_same_action_is_accepted() -> None:
+    assert parse_policy("mobile=hash, mobile=HASH") == {"mobile": "hash"}
 
 
 def test_unknown_fields_and_actions_are_refused() -> None:
     with pytest.raises(PiiPolicyError, match=r"Unknown PII field.*phone"):
         PiiPolicy({"phone": "drop"})
     with pytest.raises(PiiPolicyError, match="Unknown PII action"):
-        resolve_policy({"mobile": "encrypt"}, environ={})
+        resolve_policy({"mobile": "encrypt"}, "", "")
 
 
-def test_the_policy_can_come_from_the_environment() -> None:
-    policy = resolve_policy(
-        {},
-        environ={
-            "WECOM_PII_POLICY": "mobile=hash, email=HASH;address=drop",
-            "WECOM_PII_SALT": SALT,
-        },
-    )
+def test_the_policy_text_is_parsed_when_no_policy_is_configured() -> None:
+    policy = resolve_policy({}, "mobile=hash, email=HASH;address=drop", SALT)
     assert policy.describe()["mobile"] == "hash"
     assert policy.describe()["email"] == "hash"
     assert policy.describe()["address"] == "drop"
@@ -131,11 +144,9 @@ def test_hashed_and_dropped_values_never_reach_the_duckdb_file(
     sandbox_org: dict[str, Any],
     sandbox: SandboxServer,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("WECOM_PII_SALT", SALT)
     policy = {"mobile": "hash", "email": "hash", "biz_mail": "hash", "address": "drop"}
-    settings = resources(sandbox_org, sandbox.url, tmp_path, pii_policy=policy)
+    settings = resources(sandbox_org, sandbox.url, tmp_path, pii_policy=policy, pii_salt=SALT)
     result = dg.materialize(ASSETS, resources=settings)
     assert result.success
     database = tmp_path / "wecom.duckdb"
@@ -165,9 +176,7 @@ def test_hashing_without_the_salt_fails_before_any_user_call(
     sandbox_org: dict[str, Any],
     sandbox: SandboxServer,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv("WECOM_PII_SALT", raising=False)
     settings = resources(sandbox_org, sandbox.url, tmp_path, pii_policy={"email": "hash"})
     result = dg.materialize(ASSETS, resources=settings, raise_on_error=False)
     assert not result.success

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import duckdb
-import pytest
 
 from wecom_assets.warehouse import quality
-
-
-@pytest.fixture
-def conn() -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = duckdb.connect()
-    yield connection
-    connection.close()
 
 
 def _departments(conn: duckdb.DuckDBPyConnection, rows: list[tuple[int, int | None]]) -> str:
@@ -84,7 +74,7 @@ def test_roots_of_a_partial_visible_range_are_not_orphans(
 def test_user_departments_missing_from_departments_warn(conn: duckdb.DuckDBPyConnection) -> None:
     _departments(conn, [(1, 0), (2, 1)])
     relation = _users(conn, [("a", [1, 2], 1), ("b", [2, 8], 2)])
-    outcome = quality.user_departments_exist(conn, relation)
+    outcome = quality.user_departments_exist(conn, relation, departments="wecom_departments")
     assert (outcome.passed, outcome.blocking, outcome.offending_ids) == (False, False, ("b",))
 
 
@@ -92,7 +82,9 @@ def test_membership_pointing_at_missing_rows_fails(conn: duckdb.DuckDBPyConnecti
     _departments(conn, [(1, 0), (2, 1)])
     _users(conn, [("a", [1], 1)])
     relation = _membership(conn, [("a", 1, True), ("a", 5, False), ("ghost", 2, True)])
-    outcome = quality.membership_references_exist(conn, relation)
+    outcome = quality.membership_references_exist(
+        conn, relation, users="wecom_users", departments="wecom_departments"
+    )
     assert (outcome.passed, outcome.offending_ids) == (False, ("a@5", "ghost@2"))
 
 
@@ -100,7 +92,9 @@ def test_two_main_departments_fail(conn: duckdb.DuckDBPyConnection) -> None:
     _departments(conn, [(1, 0), (2, 1)])
     _users(conn, [("a", [1, 2], 1)])
     relation = _membership(conn, [("a", 1, True), ("a", 2, True)])
-    outcome = quality.one_main_department_per_user(conn, relation)
+    outcome = quality.one_main_department_per_user(
+        conn, relation, users="wecom_users", departments="wecom_departments"
+    )
     assert (outcome.passed, outcome.offending_ids) == (False, ("a",))
 
 
@@ -108,7 +102,9 @@ def test_a_visible_main_department_without_is_main_fails(conn: duckdb.DuckDBPyCo
     _departments(conn, [(1, 0), (2, 1)])
     _users(conn, [("a", [1, 2], 2), ("b", [1], None)])
     relation = _membership(conn, [("a", 1, False), ("a", 2, False), ("b", 1, False)])
-    outcome = quality.one_main_department_per_user(conn, relation)
+    outcome = quality.one_main_department_per_user(
+        conn, relation, users="wecom_users", departments="wecom_departments"
+    )
     assert (outcome.passed, outcome.offending_ids) == (False, ("a",))
 
 

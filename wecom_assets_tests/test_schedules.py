@@ -11,8 +11,8 @@ import dagster as dg
 from wecom_assets.definitions import defs
 from wecom_assets.defs.checks import wecom_freshness_checks
 from wecom_assets.defs.schedules import wecom_freshness, wecom_nightly
-from wecom_assets.warehouse.history import HISTORY_TABLES
-from wecom_assets.warehouse.history import VIEWS as HISTORY_VIEWS
+from wecom_assets.warehouse.tables import HISTORY_TABLES
+from wecom_assets.warehouse.tables import VIEWS as HISTORY_VIEWS
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 WECOM_KEYS = [dg.AssetKey(n) for n in ("wecom_departments", "wecom_users", "dept_membership")]

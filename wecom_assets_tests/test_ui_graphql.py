@@ -6,23 +6,12 @@ import json
 from typing import Any
 
 import pytest
-from dagster_support import (
-    DEPARTMENT_COLUMNS,
-    expected_departments,
-    expected_membership,
-    expected_users,
-    table_rows,
-    users_sql,
-)
-from e2e_support import find_leaks
-from ui_support import (
-    LOCATION,
-    REPOSITORY,
-    UiStack,
-    ui_stack,  # noqa: F401 - session fixture
-)
+from dagster_support import expected_users
+from leak_scan import find_leaks
+from ui_support import LOCATION, REPOSITORY, STARTED_STACKS, UiStack
+from warehouse_oracle import assert_warehouse_holds
 
-from wecom_assets.defs.assets import OWNERS
+from wecom_assets.defs.settings import OWNERS
 from wecom_assets.warehouse.tables import USERS
 
 pytestmark = [
@@ -33,7 +22,6 @@ pytestmark = [
     ),
 ]
 
-MEMBERSHIP_SQL = "SELECT userid, department_id, sort_order, is_leader, is_main FROM dept_membership"
 
 RESOURCES_QUERY = """
 query {
@@ -81,7 +69,7 @@ query($path: [String!]!) {
 
 
 @pytest.fixture(scope="module")
-def sync_run(ui_stack: UiStack) -> tuple[str, str]:  # noqa: F811 - the imported fixture
+def sync_run(ui_stack: UiStack) -> tuple[str, str]:
     """`wecom_sync` launched through Dagster's GraphQL client; its run id and final status."""
     run_id = ui_stack.client().submit_job_execution(
         "wecom_sync", repository_location_name=LOCATION, repository_name=REPOSITORY
@@ -98,21 +86,16 @@ def _wecom_resource(stack: UiStack) -> tuple[dict[str, Any], str]:
 
 
 def test_wecom_sync_launched_through_graphql_succeeds_and_fills_the_tables(
-    ui_stack: UiStack,  # noqa: F811 - the imported fixture
+    ui_stack: UiStack,
     sync_run: tuple[str, str],
 ) -> None:
     _, status = sync_run
     assert status == "SUCCESS"
-    database = ui_stack.database
-    assert table_rows(database, f"SELECT {DEPARTMENT_COLUMNS} FROM wecom_departments") == (
-        expected_departments(ui_stack.org)
-    )
-    assert table_rows(database, users_sql()) == expected_users(ui_stack.org)
-    assert table_rows(database, MEMBERSHIP_SQL) == expected_membership(ui_stack.org)
+    assert_warehouse_holds(ui_stack.database, ui_stack.org)
 
 
 def test_users_materialization_shows_row_count_schema_table_and_api_calls(
-    ui_stack: UiStack,  # noqa: F811 - the imported fixture
+    ui_stack: UiStack,
     sync_run: tuple[str, str],
 ) -> None:
     run_id, _ = sync_run
@@ -139,7 +122,7 @@ def test_users_materialization_shows_row_count_schema_table_and_api_calls(
 
 
 def test_resource_config_shows_env_var_names_for_the_credentials(
-    ui_stack: UiStack,  # noqa: F811 - the imported fixture
+    ui_stack: UiStack,
 ) -> None:
     resource, _ = _wecom_resource(ui_stack)
     configured = {value["key"]: value for value in resource["configuredValues"]}
@@ -153,7 +136,7 @@ def test_resource_config_shows_env_var_names_for_the_credentials(
 
 
 def test_secret_and_tokens_appear_in_no_graphql_answer_nor_instance_storage(
-    ui_stack: UiStack,  # noqa: F811 - the imported fixture
+    ui_stack: UiStack,
     sync_run: tuple[str, str],
 ) -> None:
     run_id, _ = sync_run
@@ -179,3 +162,9 @@ def test_secret_and_tokens_appear_in_no_graphql_answer_nor_instance_storage(
     home = ui_stack.dagster_home
     assert find_leaks([home], needles, exclude=[home / ".wecom"]) == []
     assert find_leaks([home / ".wecom"], {"corp secret": ui_stack.secret}) == []
+
+
+def test_the_ui_stack_is_started_once_for_the_whole_session(ui_stack: UiStack) -> None:
+    # Last in this module, so in a run of the suite (or of test_ui_browser.py and this file) it
+    # comes after every other test that used the stack: all of them must have shared one.
+    assert STARTED_STACKS == [ui_stack.dagster_home]

@@ -12,7 +12,8 @@ from dagster._config import ConfigType
 from dagster_support import resources
 
 from wecom_assets.definitions import defs
-from wecom_assets.defs.assets import OWNERS, TAGS, wecom_departments
+from wecom_assets.defs.assets import wecom_departments
+from wecom_assets.defs.settings import OWNERS, TAGS
 from wecom_assets.sandbox.server import SandboxServer
 from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, USERS
 

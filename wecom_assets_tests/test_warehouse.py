@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +13,14 @@ import duckdb
 import pytest
 
 from wecom_assets.warehouse import publish, snapshots
-from wecom_assets.warehouse.quality import DEPARTMENT_RULES, CheckOutcome
+from wecom_assets.warehouse.connection import (
+    WarehouseError,
+    WarehouseLockedError,
+    connect,
+    row_count,
+    table_exists,
+)
+from wecom_assets.warehouse.quality import CheckOutcome
 from wecom_assets.warehouse.tables import DEPARTMENTS, USERS
 from wecom_assets.wecom.models import Department, User
 
@@ -50,7 +57,7 @@ def _load_departments(conn: duckdb.DuckDBPyConnection, *ids: int) -> publish.Rep
 
 @pytest.fixture
 def conn(tmp_path: Path) -> duckdb.DuckDBPyConnection:
-    connection = publish.connect(tmp_path / "wecom.duckdb", lock_timeout=0)
+    connection = connect(tmp_path / "wecom.duckdb", lock_timeout=0)
     yield connection
     connection.close()
 
@@ -101,23 +108,23 @@ def test_an_error_during_the_write_keeps_the_previous_table(
 
     table = snapshots.departments_table(_departments(1, 9), SYNCED_AT)
     with pytest.raises(RuntimeError, match="disk full"):
-        publish.replace_table(conn, DEPARTMENTS, table, rules=[exploding_rule])
+        publish.replace_table(conn, replace(DEPARTMENTS, rules=(exploding_rule,)), table)
     assert conn.execute("SELECT id FROM wecom_departments ORDER BY id").fetchall() == [
         (1,),
         (2,),
         (3,),
     ]
-    assert not publish.table_exists(conn, "wecom_departments__staging")
+    assert not table_exists(conn, "wecom_departments__staging")
 
 
 def test_a_failed_blocking_rule_rejects_the_snapshot(conn: duckdb.DuckDBPyConnection) -> None:
     _load_departments(conn, 1, 2)
     duplicated = snapshots.departments_table(_departments(1, 2, 2), SYNCED_AT)
     with pytest.raises(publish.SnapshotRejectedError, match="unique_department_ids") as info:
-        publish.replace_table(conn, DEPARTMENTS, duplicated, rules=DEPARTMENT_RULES)
+        publish.replace_table(conn, DEPARTMENTS, duplicated)
     failed = [o for o in info.value.outcomes if not o.passed]
     assert [(o.name, o.offending_ids) for o in failed] == [("unique_department_ids", ("2",))]
-    assert publish.row_count(conn, "wecom_departments") == 2
+    assert row_count(conn, "wecom_departments") == 2
 
 
 def test_shrink_guard_keeps_the_table_when_rows_drop_past_the_fraction(
@@ -127,7 +134,7 @@ def test_shrink_guard_keeps_the_table_when_rows_drop_past_the_fraction(
     table = snapshots.departments_table(_departments(1, 2, 3, 4), SYNCED_AT)
     with pytest.raises(publish.ShrinkGuardError, match=r"10 to 4 rows \(60%\).*max_shrink"):
         publish.replace_table(conn, DEPARTMENTS, table, max_shrink_fraction=0.5)
-    assert publish.row_count(conn, "wecom_departments") == 10
+    assert row_count(conn, "wecom_departments") == 10
 
 
 def test_shrink_guard_allows_an_intended_drop_when_raised_to_one(
@@ -136,12 +143,13 @@ def test_shrink_guard_allows_an_intended_drop_when_raised_to_one(
     _load_departments(conn, *range(1, 11))
     table = snapshots.departments_table(_departments(1, 2), SYNCED_AT)
     publish.replace_table(conn, DEPARTMENTS, table, max_shrink_fraction=1.0)
-    assert publish.row_count(conn, "wecom_departments") == 2
+    assert row_count(conn, "wecom_departments") == 2
 
 
 def test_membership_has_one_row_per_user_and_listed_department(
     conn: duckdb.DuckDBPyConnection,
 ) -> None:
+    _load_departments(conn, 1, 2, 3)
     users = [_user("ZhangSan", [2, 3], main=3), _user("lisi", [2], main=7)]
     publish.replace_table(conn, USERS, snapshots.users_table(users, SYNCED_AT))
     publish.replace_membership(conn)
@@ -158,6 +166,7 @@ def test_membership_has_one_row_per_user_and_listed_department(
 def test_membership_is_not_main_anywhere_when_the_main_department_is_not_visible(
     conn: duckdb.DuckDBPyConnection,
 ) -> None:
+    _load_departments(conn, 1, 2, 3)
     outside = User.from_api({"userid": "wangwu", "department": [2, 3], "order": [1, 2]})
     publish.replace_table(conn, USERS, snapshots.users_table([outside], SYNCED_AT))
     publish.replace_membership(conn)
@@ -170,7 +179,7 @@ def test_membership_is_not_main_anywhere_when_the_main_department_is_not_visible
 def test_membership_without_users_table_says_what_to_materialize(
     conn: duckdb.DuckDBPyConnection,
 ) -> None:
-    with pytest.raises(publish.WarehouseError, match="materialize wecom_users first"):
+    with pytest.raises(WarehouseError, match="materialize wecom_users first"):
         publish.replace_membership(conn)
 
 
@@ -189,17 +198,30 @@ def _hold_lock(path: Path, *, read_only: bool, seconds: float) -> subprocess.Pop
     return holder
 
 
+class FakeClock:
+    """A monotonic clock that only moves when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 def test_a_reader_holding_the_file_makes_the_writer_fail_naming_the_holder(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "wecom.duckdb"
-    publish.connect(path, lock_timeout=0).close()
+    connect(path, lock_timeout=0).close()
     holder = _hold_lock(path, read_only=True, seconds=30)
     try:
-        started = time.monotonic()
-        with pytest.raises(publish.WarehouseLockedError, match=rf"PID {holder.pid}"):
-            publish.connect(path, lock_timeout=1.0)
-        assert time.monotonic() - started < 5
+        with pytest.raises(WarehouseLockedError, match=rf"PID {holder.pid}"):
+            connect(path, lock_timeout=0)
     finally:
         holder.kill()
         holder.wait()
@@ -207,37 +229,49 @@ def test_a_reader_holding_the_file_makes_the_writer_fail_naming_the_holder(
 
 def test_the_writer_waits_the_whole_lock_timeout_before_giving_up(tmp_path: Path) -> None:
     path = tmp_path / "wecom.duckdb"
-    publish.connect(path, lock_timeout=0).close()
+    connect(path, lock_timeout=0).close()
     holder = _hold_lock(path, read_only=True, seconds=30)
+    clock = FakeClock()
     try:
-        started = time.monotonic()
-        with pytest.raises(publish.WarehouseLockedError, match="stayed locked for 2s"):
-            publish.connect(path, lock_timeout=2.0)
-        assert 2.0 <= time.monotonic() - started < 6
+        with pytest.raises(WarehouseLockedError, match="stayed locked for 2s"):
+            connect(path, lock_timeout=2.0, clock=clock, sleep=clock.sleep)
     finally:
         holder.kill()
         holder.wait()
+    assert sum(clock.sleeps) == pytest.approx(2.0)
+    assert len(clock.sleeps) > 1, "it tried again in between, not once at the end"
 
 
 def test_the_writer_gets_the_file_once_the_holder_lets_go(tmp_path: Path) -> None:
     path = tmp_path / "wecom.duckdb"
-    publish.connect(path, lock_timeout=0).close()
-    holder = _hold_lock(path, read_only=True, seconds=1.0)
-    try:
-        publish.connect(path, lock_timeout=20).close()
-    finally:
+    connect(path, lock_timeout=0).close()
+    holder = _hold_lock(path, read_only=True, seconds=30)
+    clock = FakeClock()
+
+    def release_while_waiting(seconds: float) -> None:
+        clock.sleep(seconds)
+        holder.kill()
         holder.wait()
+
+    try:
+        connect(path, lock_timeout=20, clock=clock, sleep=release_while_waiting).close()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert clock.sleeps, "the file was locked when the writer first tried"
+    assert sum(clock.sleeps) < 20
 
 
 def test_a_process_killed_mid_write_leaves_the_previous_table(tmp_path: Path) -> None:
     path = tmp_path / "wecom.duckdb"
-    with publish.connect(path, lock_timeout=0) as conn:
+    with connect(path, lock_timeout=0) as conn:
         _load_departments(conn, 1, 2, 3)
     code = textwrap.dedent(
         f"""
         import time
         from datetime import UTC, datetime
-        from wecom_assets.warehouse import publish, snapshots
+        from dataclasses import replace
+        from wecom_assets.warehouse import connection, publish, snapshots
         from wecom_assets.warehouse.tables import DEPARTMENTS
         from wecom_assets.wecom.models import Department
 
@@ -245,11 +279,11 @@ def test_a_process_killed_mid_write_leaves_the_previous_table(tmp_path: Path) ->
             print("writing", flush=True)
             time.sleep(60)
 
-        conn = publish.connect({str(path)!r}, lock_timeout=0)
+        conn = connection.connect({str(path)!r}, lock_timeout=0)
         table = snapshots.departments_table(
             [Department.from_api({{"id": 99, "parentid": 0}})], datetime.now(UTC)
         )
-        publish.replace_table(conn, DEPARTMENTS, table, rules=[stall])
+        publish.replace_table(conn, replace(DEPARTMENTS, rules=(stall,)), table)
         """
     )
     writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -257,6 +291,6 @@ def test_a_process_killed_mid_write_leaves_the_previous_table(tmp_path: Path) ->
     assert writer.stdout.readline().strip() == "writing"
     writer.kill()
     writer.wait()
-    with publish.connect(path, lock_timeout=10) as conn:
+    with connect(path, lock_timeout=10) as conn:
         ids = conn.execute("SELECT id FROM wecom_departments ORDER BY id").fetchall()
     assert ids == [(1,), (2,), (3,)]

@@ -3,40 +3,32 @@
 A run makes exactly one ``department/list`` call (in ``wecom_departments``) and one ``user/list``
 per loaded department (in ``wecom_users``); ``dept_membership`` is derived in SQL from what
 ``wecom_users`` loaded. The DuckDB file is opened only to write, never while waiting on the API,
-so an analyst's session is blocked for as short a time as possible.
+so an analyst's session is blocked for as short a time as possible. Names, columns, rules and
+lineage come from the table registry (:mod:`wecom_assets.warehouse.tables`).
 """
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 from duckdb import DuckDBPyConnection
 from pydantic import Field
 
-from wecom_assets.defs.checks import (
-    DEPARTMENT_CHECKS,
-    MEMBERSHIP_CHECKS,
-    USER_CHECKS,
-    check_results,
-)
+from wecom_assets.defs.checks import check_results, check_specs
+from wecom_assets.defs.metadata import api_metadata, failure, table_metadata
 from wecom_assets.defs.resources import WarehouseResource, WeComResource
+from wecom_assets.defs.settings import FRESHNESS_POLICY, GROUP, OWNERS, POOL, TAGS
 from wecom_assets.warehouse import publish, snapshots
+from wecom_assets.warehouse.connection import WarehouseError
 from wecom_assets.warehouse.pii import PiiPolicyError
-from wecom_assets.warehouse.quality import DEPARTMENT_RULES, MEMBERSHIP_RULES, USER_RULES
-from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, USERS, TableSpec
-from wecom_assets.wecom import ClientStats, WeComError
+from wecom_assets.warehouse.schema import TableSpec
+from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, USERS
+from wecom_assets.wecom import WeComError
 
-GROUP = "wecom"
-POOL = "wecom_duckdb"
-FRESHNESS_POLICY = dg.FreshnessPolicy.time_window(
-    fail_window=timedelta(hours=26), warn_window=timedelta(hours=25)
-)
-TAGS = {"domain": "org_chart", "source": "wecom"}
-# Who answers for these tables: the catalog shows owners on every asset and filters by them.
-# Replace with your team (`team:<name>`) or a person's email.
-OWNERS = ["team:data-platform"]
+AssetEvents = Iterator[dg.AssetCheckResult | dg.MaterializeResult]
+_USERS_KEY = dg.AssetKey(USERS.name)
 
 
 class SyncConfig(dg.Config):
@@ -54,48 +46,20 @@ class SyncConfig(dg.Config):
     )
 
 
-def table_schema(spec: TableSpec) -> dg.TableSchema:
-    """The Dagster column schema of a table, with the column descriptions analysts read."""
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(
-                name=column.name,
-                type=column.sql_type,
-                description=column.description,
-                constraints=dg.TableColumnConstraints(
-                    nullable=column.name not in spec.primary_key,
-                    unique=spec.primary_key == (column.name,),
-                ),
-            )
-            for column in spec.columns
-        ]
-    )
-
-
-def _definition_metadata(spec: TableSpec) -> dict[str, Any]:
+def _table_asset(spec: TableSpec, kinds: set[str], **extra: Any) -> dict[str, Any]:
+    """The ``@dg.asset`` arguments every WeCom table shares, derived from its declaration."""
     return {
-        "dagster/column_schema": table_schema(spec),
-        "dagster/table_name": f"main.{spec.name}",
+        "name": spec.name,
+        "group_name": GROUP,
+        "kinds": kinds,
+        "pool": POOL,
+        "tags": TAGS,
+        "owners": OWNERS,
+        "deps": list(spec.upstream),
+        "freshness_policy": FRESHNESS_POLICY,
+        "check_specs": check_specs(spec),
+        "metadata": {**table_metadata(spec), **extra},
     }
-
-
-def _api_metadata(stats: ClientStats) -> dict[str, Any]:
-    return {
-        "wecom/api_calls": sum(count for path, count in stats.calls.items() if path != "gettoken"),
-        "wecom/api_calls_by_endpoint": dg.MetadataValue.json(dict(sorted(stats.calls.items()))),
-        "wecom/token_fetches": stats.token_fetches,
-        "wecom/retries": stats.retries,
-        "wecom/errcodes": dg.MetadataValue.json({str(k): v for k, v in stats.errcodes.items()}),
-        "wecom/api_seconds": round(stats.api_seconds, 3),
-    }
-
-
-def _failure(error: Exception, what: str) -> dg.Failure:
-    """A step failure whose message is the error's own (already free of secrets), no traceback."""
-    metadata: dict[str, Any] = {"error_type": type(error).__name__}
-    if isinstance(error, WeComError):
-        metadata.update({"wecom/path": error.path or "", "wecom/errcode": error.errcode or 0})
-    return dg.Failure(description=f"{what}: {error}", metadata=metadata, allow_retries=False)
 
 
 def _materialization(
@@ -106,8 +70,7 @@ def _materialization(
 ) -> dg.MaterializeResult:
     metadata: dict[str, Any] = {
         "dagster/row_count": result.row_count,
-        "dagster/column_schema": table_schema(spec),
-        "dagster/table_name": f"main.{spec.name}",
+        **table_metadata(spec),
         "duckdb/load_seconds": round(result.seconds, 3),
         "duration_seconds": round(time.monotonic() - started, 3),
         **extra,
@@ -127,41 +90,32 @@ def _write_and_report(
     write: Callable[[DuckDBPyConnection], publish.ReplaceResult],
     started: float,
     extra: Mapping[str, Any],
-) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
+) -> AssetEvents:
     """Write a snapshot and report it; a rejected snapshot reports its failing checks, then fails."""
     try:
         with duckdb.get_connection() as conn:
             result = write(conn)
     except publish.SnapshotRejectedError as rejected:
         yield from check_results(spec.name, rejected.outcomes)
-        raise _failure(rejected, f"{spec.name} not replaced") from None
-    except publish.WarehouseError as error:
-        raise _failure(error, f"{spec.name} not replaced") from None
+        raise failure(rejected, f"{spec.name} not replaced") from None
+    except WarehouseError as error:
+        raise failure(error, f"{spec.name} not replaced") from None
     before = (
         "new table" if result.previous_row_count is None else f"was {result.previous_row_count}"
     )
     context.log.info(
         f"Replaced {spec.name}: {result.row_count} rows ({before}) in {result.seconds:.2f}s"
     )
-    yield _materialization(spec, result, started, extra)
+    yield _materialization(spec, result, started, {**extra, **duckdb.effective_settings()})
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"wecom", "duckdb"},
-    pool=POOL,
-    tags=TAGS,
-    owners=OWNERS,
-    freshness_policy=FRESHNESS_POLICY,
-    check_specs=DEPARTMENT_CHECKS,
-    metadata=_definition_metadata(DEPARTMENTS),
-)
+@dg.asset(**_table_asset(DEPARTMENTS, {"wecom", "duckdb"}))
 def wecom_departments(
     context: dg.AssetExecutionContext,
     config: SyncConfig,
     wecom: WeComResource,
     duckdb: WarehouseResource,
-) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
+) -> AssetEvents:
     """Departments in the app's visible range: one row per department (`department/list`)."""
     started = time.monotonic()
     synced_at = datetime.now(UTC)
@@ -170,41 +124,27 @@ def wecom_departments(
             departments = client.list_departments()
             stats = client.stats
     except WeComError as error:
-        raise _failure(error, "Fetching departments failed") from None
+        raise failure(error, "Fetching departments failed") from None
     snapshot = snapshots.departments_table(departments, synced_at)
     yield from _write_and_report(
         context,
         duckdb,
         DEPARTMENTS,
         lambda conn: publish.replace_table(
-            conn,
-            DEPARTMENTS,
-            snapshot,
-            rules=DEPARTMENT_RULES,
-            max_shrink_fraction=config.max_shrink_fraction,
+            conn, DEPARTMENTS, snapshot, max_shrink_fraction=config.max_shrink_fraction
         ),
         started,
-        _api_metadata(stats),
+        {**api_metadata(stats), **wecom.effective_settings()},
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"wecom", "duckdb"},
-    pool=POOL,
-    tags=TAGS,
-    owners=OWNERS,
-    deps=[wecom_departments],
-    freshness_policy=FRESHNESS_POLICY,
-    check_specs=USER_CHECKS,
-    metadata=_definition_metadata(USERS),
-)
+@dg.asset(**_table_asset(USERS, {"wecom", "duckdb"}))
 def wecom_users(
     context: dg.AssetExecutionContext,
     config: SyncConfig,
     wecom: WeComResource,
     duckdb: WarehouseResource,
-) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
+) -> AssetEvents:
     """Members visible to the app: one row per user, merged across all their departments.
 
     Calls `user/list` for every department in `wecom_departments` (it returns direct members
@@ -213,37 +153,35 @@ def wecom_users(
     started = time.monotonic()
     synced_at = datetime.now(UTC)
     try:
-        pii_policy = wecom.pii()
+        pii_policy = duckdb.pii()
     except PiiPolicyError as error:
-        raise _failure(error, "PII policy is invalid") from None
+        raise failure(error, "PII policy is invalid") from None
     try:
         with duckdb.get_connection() as conn:
             department_ids = publish.department_ids(conn)
-    except publish.WarehouseError as error:
-        raise _failure(error, "Reading wecom_departments failed") from None
+    except WarehouseError as error:
+        raise failure(error, f"Reading {DEPARTMENTS.name} failed") from None
     try:
         with wecom.get_client() as client:
             # Users go into Arrow batches as their departments arrive: as Python objects a
             # 100k-user org would hold ~180 MB through the DuckDB load, as Arrow ~55 MB.
-            users = pii_policy.apply_each(client.iter_users(department_ids))
-            snapshot = snapshots.users_table(users, synced_at)
+            snapshot = snapshots.users_table(
+                client.iter_users(department_ids), synced_at, pii=pii_policy
+            )
             stats = client.stats
     except WeComError as error:
-        raise _failure(error, "Fetching users failed") from None
+        raise failure(error, "Fetching users failed") from None
     yield from _write_and_report(
         context,
         duckdb,
         USERS,
         lambda conn: publish.replace_table(
-            conn,
-            USERS,
-            snapshot,
-            rules=USER_RULES,
-            max_shrink_fraction=config.max_shrink_fraction,
+            conn, USERS, snapshot, max_shrink_fraction=config.max_shrink_fraction
         ),
         started,
         {
-            **_api_metadata(stats),
+            **api_metadata(stats),
+            **wecom.effective_settings(),
             "departments_fetched": len(department_ids),
             "wecom/pii_policy": dg.MetadataValue.json(pii_policy.describe()),
         },
@@ -251,43 +189,31 @@ def wecom_users(
 
 
 @dg.asset(
-    group_name=GROUP,
-    kinds={"duckdb"},
-    pool=POOL,
-    tags=TAGS,
-    owners=OWNERS,
-    deps=[wecom_users],
-    freshness_policy=FRESHNESS_POLICY,
-    check_specs=MEMBERSHIP_CHECKS,
-    metadata={
-        **_definition_metadata(MEMBERSHIP),
-        "dagster/column_lineage": dg.TableColumnLineage(
-            deps_by_column={
-                "userid": [dg.TableColumnDep(dg.AssetKey("wecom_users"), "userid")],
-                "department_id": [dg.TableColumnDep(dg.AssetKey("wecom_users"), "departments")],
-                "sort_order": [dg.TableColumnDep(dg.AssetKey("wecom_users"), "department_orders")],
-                "is_leader": [dg.TableColumnDep(dg.AssetKey("wecom_users"), "is_leader_in_dept")],
-                "is_main": [
-                    dg.TableColumnDep(dg.AssetKey("wecom_users"), "departments"),
-                    dg.TableColumnDep(dg.AssetKey("wecom_users"), "main_department"),
-                ],
-            }
-        ),
-    },
+    **_table_asset(
+        MEMBERSHIP,
+        {"duckdb"},
+        **{
+            "dagster/column_lineage": dg.TableColumnLineage(
+                deps_by_column={
+                    "userid": [dg.TableColumnDep(_USERS_KEY, "userid")],
+                    "department_id": [dg.TableColumnDep(_USERS_KEY, "departments")],
+                    "sort_order": [dg.TableColumnDep(_USERS_KEY, "department_orders")],
+                    "is_leader": [dg.TableColumnDep(_USERS_KEY, "is_leader_in_dept")],
+                    "is_main": [
+                        dg.TableColumnDep(_USERS_KEY, "departments"),
+                        dg.TableColumnDep(_USERS_KEY, "main_department"),
+                    ],
+                }
+            )
+        },
+    )
 )
-def dept_membership(
-    context: dg.AssetExecutionContext, duckdb: WarehouseResource
-) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
+def dept_membership(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> AssetEvents:
     """Who belongs where: one row per (user, visible department), derived from `wecom_users`.
 
     No API calls: the rows come from the departments, orders and leader flags `wecom_users`
     loaded, so membership always matches the users table.
     """
     yield from _write_and_report(
-        context,
-        duckdb,
-        MEMBERSHIP,
-        lambda conn: publish.replace_membership(conn, rules=MEMBERSHIP_RULES),
-        time.monotonic(),
-        {},
+        context, duckdb, MEMBERSHIP, publish.replace_membership, time.monotonic(), {}
     )

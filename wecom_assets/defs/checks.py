@@ -13,38 +13,21 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field
 
-from wecom_assets.warehouse.quality import (
-    DEPARTMENT_RULES,
-    MEMBERSHIP_RULES,
-    USER_RULES,
-    CheckOutcome,
-    Rule,
-)
+from wecom_assets.warehouse.quality import CheckOutcome, rule_description, rule_name
+from wecom_assets.warehouse.schema import TableSpec
+from wecom_assets.warehouse.tables import ORG_TABLES
 
 DEFAULT_FRESHNESS_HOURS = 26.0
 FRESHNESS_CHECK_NAME = "fresh_within_window"
-WECOM_ASSET_KEYS = (
-    dg.AssetKey("wecom_departments"),
-    dg.AssetKey("wecom_users"),
-    dg.AssetKey("dept_membership"),
-)
+WECOM_ASSET_KEYS = tuple(dg.AssetKey(spec.name) for spec in ORG_TABLES)
 
 
-def _first_line(rule: Rule) -> str:
-    return (rule.__doc__ or rule.__name__).strip().splitlines()[0]
-
-
-def check_specs(asset: str, rules: Sequence[Rule]) -> list[dg.AssetCheckSpec]:
-    """One check spec per rule, named for the rule, described by its docstring."""
+def check_specs(spec: TableSpec) -> list[dg.AssetCheckSpec]:
+    """One check spec per rule of the table, named for the rule, described by its docstring."""
     return [
-        dg.AssetCheckSpec(rule.__name__, asset=asset, description=_first_line(rule))
-        for rule in rules
+        dg.AssetCheckSpec(rule_name(rule), asset=spec.name, description=rule_description(rule))
+        for rule in spec.rules
     ]
-
-
-DEPARTMENT_CHECKS = check_specs("wecom_departments", DEPARTMENT_RULES)
-USER_CHECKS = check_specs("wecom_users", USER_RULES)
-MEMBERSHIP_CHECKS = check_specs("dept_membership", MEMBERSHIP_RULES)
 
 
 def check_results(asset: str, outcomes: Sequence[CheckOutcome]) -> list[dg.AssetCheckResult]:

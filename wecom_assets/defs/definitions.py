@@ -12,6 +12,7 @@ from wecom_assets.defs.schedules import (
     wecom_nightly,
     wecom_sync,
 )
+from wecom_assets.defs.settings import PII_SALT_ENV, optional_secret
 
 # forkserver halves each step's start-up against the default spawn; steps stay separate
 # processes, which is why the token cache is shared through a file. The preload is explicit:
@@ -31,7 +32,7 @@ defs = dg.Definitions(
             corp_id=dg.EnvVar("WECOM_CORP_ID"),
             corp_secret=dg.EnvVar("WECOM_CORP_SECRET"),
         ),
-        "duckdb": WarehouseResource(),
+        "duckdb": WarehouseResource(pii_salt=optional_secret(PII_SALT_ENV)),
     },
     executor=executor,
 )

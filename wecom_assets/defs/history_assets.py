@@ -13,56 +13,43 @@ from typing import Any
 import dagster as dg
 import duckdb as duckdb_lib
 
-from wecom_assets.defs.assets import FRESHNESS_POLICY, GROUP, OWNERS, POOL, TAGS, table_schema
 from wecom_assets.defs.checks import check_results
+from wecom_assets.defs.metadata import table_metadata
 from wecom_assets.defs.resources import WarehouseResource
-from wecom_assets.warehouse import history, publish
+from wecom_assets.defs.settings import FRESHNESS_POLICY, GROUP, OWNERS, POOL, TAGS
+from wecom_assets.warehouse import history
+from wecom_assets.warehouse.connection import WarehouseError, quote
 from wecom_assets.warehouse.quality import CheckOutcome
-from wecom_assets.warehouse.tables import TableSpec
-
-_SOURCES = {
-    history.DEPARTMENTS_HISTORY.name: ["wecom_departments"],
-    history.USERS_HISTORY.name: ["wecom_users"],
-    history.MEMBERSHIP_HISTORY.name: ["dept_membership"],
-    history.DEPARTMENT_PATHS_HISTORY.name: [history.DEPARTMENT_PATHS.name],
-    history.RUNS.name: ["wecom_departments", "wecom_users", "dept_membership"],
-    history.DEPARTMENT_PATHS.name: ["wecom_departments"],
-    history.ORG_CHANGES.name: [
-        history.USERS_HISTORY.name,
-        history.DEPARTMENTS_HISTORY.name,
-        history.DEPARTMENT_PATHS_HISTORY.name,
-        history.RUNS.name,
-    ],
-}
-_KINDS = {history.DEPARTMENT_PATHS.name: "view", history.ORG_CHANGES.name: "view"}
+from wecom_assets.warehouse.schema import TableSpec
+from wecom_assets.warehouse.tables import (
+    DEPARTMENT_PATHS,
+    ORG_CHANGES,
+    RUNS,
+    TRACKED,
+)
 
 
 def _spec(table: TableSpec) -> dg.AssetSpec:
     return dg.AssetSpec(
         key=table.name,
-        deps=_SOURCES[table.name],
+        deps=list(table.upstream),
         description=table.description,
         group_name=GROUP,
-        kinds={"duckdb", _KINDS.get(table.name, "table")},
+        kinds={"duckdb", "view" if table.view else "table"},
         owners=OWNERS,
         tags=TAGS,
         freshness_policy=FRESHNESS_POLICY,
-        metadata={
-            "dagster/column_schema": table_schema(table),
-            "dagster/table_name": f"main.{table.name}",
-        },
+        metadata=table_metadata(table),
     )
 
 
 # In dependency order: Dagster wants a multi-asset's outputs yielded topologically.
 _TABLES: tuple[TableSpec, ...] = (
-    history.DEPARTMENTS_HISTORY,
-    history.USERS_HISTORY,
-    history.MEMBERSHIP_HISTORY,
-    history.DEPARTMENT_PATHS,
-    history.DEPARTMENT_PATHS_HISTORY,
-    history.RUNS,
-    history.ORG_CHANGES,
+    *(t.history for t in TRACKED if t.source is not DEPARTMENT_PATHS),
+    DEPARTMENT_PATHS,
+    *(t.history for t in TRACKED if t.source is DEPARTMENT_PATHS),
+    RUNS,
+    ORG_CHANGES,
 )
 
 
@@ -78,7 +65,7 @@ _TABLES: tuple[TableSpec, ...] = (
                 f"current versions equal {tracked.source.name} row for row."
             ),
         )
-        for tracked in history.TRACKED
+        for tracked in TRACKED
     ],
     pool=POOL,
 )
@@ -100,7 +87,7 @@ def wecom_history(
     except history.HistoryRejectedError as rejected:
         yield from _check_results(rejected.outcomes)
         raise dg.Failure(description=str(rejected), allow_retries=False) from None
-    except (history.HistoryError, publish.WarehouseError, duckdb_lib.Error) as error:
+    except (history.HistoryError, WarehouseError, duckdb_lib.Error) as error:
         raise dg.Failure(
             description=f"History not updated: {error}",
             metadata={"error_type": type(error).__name__},
@@ -120,15 +107,14 @@ def wecom_history(
     for table in _TABLES:
         metadata: dict[str, Any] = {
             "dagster/row_count": counts[table.name],
-            "dagster/column_schema": table_schema(table),
-            "dagster/table_name": f"main.{table.name}",
+            **table_metadata(table),
             **common,
         }
         if table.name in changes:
             metadata["history/versions_opened"] = changes[table.name].opened
             metadata["history/versions_closed"] = changes[table.name].closed
             metadata["history/current_rows"] = changes[table.name].current_rows
-        if table.name == history.ORG_CHANGES.name:
+        if table is ORG_CHANGES:
             metadata["history/events_in_this_snapshot"] = dg.MetadataValue.json(events)
         yield dg.MaterializeResult(asset_key=table.name, metadata=metadata)
     yield from _check_results(result.outcomes)
@@ -144,7 +130,7 @@ def _events_at(
 ) -> dict[str, int]:
     """Change events seen at this snapshot, as ``entity/event -> count``."""
     rows = conn.execute(
-        f"SELECT entity || '/' || event, count(*) FROM {history.ORG_CHANGES.name} "
+        f"SELECT entity || '/' || event, count(*) FROM {quote(ORG_CHANGES.name)} "
         "WHERE changed_at = $at GROUP BY ALL ORDER BY ALL",
         {"at": result.snapshot_at},
     ).fetchall()

@@ -5,36 +5,20 @@ and DuckDB connections; every behaviour (tokens, retries, atomic writes) lives i
 modules so it can be tested and reused without Dagster.
 """
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from wecom_assets.warehouse import publish
+from wecom_assets.defs import settings
+from wecom_assets.warehouse.connection import connect
 from wecom_assets.warehouse.pii import PiiPolicy, resolve_policy
 from wecom_assets.wecom import ClientConfig, WeComClient
-
-DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
-DEFAULT_DUCKDB_PATH = "data/wecom.duckdb"
-
-
-def default_token_cache_dir() -> Path:
-    """``$WECOM_TOKEN_CACHE_DIR``, else ``$DAGSTER_HOME/.wecom``, else ``~/.cache/wecom_assets``.
-
-    Steps of one run are separate processes; a directory they all see lets them share one token.
-    """
-    configured = os.environ.get("WECOM_TOKEN_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    dagster_home = os.environ.get("DAGSTER_HOME")
-    if dagster_home:
-        return Path(dagster_home) / ".wecom"
-    return Path.home() / ".cache" / "wecom_assets"
 
 
 class WeComResource(dg.ConfigurableResource):
@@ -108,25 +92,6 @@ class WeComResource(dg.ConfigurableResource):
             "a shorter one."
         ),
     )
-    pii_policy: dict[str, str] = Field(
-        default={},
-        description=(
-            "What to do with members' contact fields before anything is written: field -> "
-            "keep | hash | drop, for mobile, email, biz_mail, telephone, address, avatar, "
-            "thumb_avatar, qr_code (unlisted fields are kept). Empty means $WECOM_PII_POLICY "
-            "(e.g. `mobile=hash,email=hash,address=drop`). hash = SHA-256 of a secret salt "
-            "from $WECOM_PII_SALT plus the value."
-        ),
-    )
-
-    def pii(self) -> PiiPolicy:
-        """The PII policy, with its salt read from ``WECOM_PII_SALT``.
-
-        Raises:
-            PiiPolicyError: unknown field or action, or hashing without the salt (names the env
-                var).
-        """
-        return resolve_policy(self.pii_policy)
 
     def client_config(self) -> ClientConfig:
         """The plain client's configuration, with defaults resolved from the environment.
@@ -137,10 +102,8 @@ class WeComResource(dg.ConfigurableResource):
         return ClientConfig(
             corp_id=self.corp_id.strip(),
             corp_secret=self.corp_secret.strip(),
-            base_url=self.base_url or os.environ.get("WECOM_API_BASE_URL") or DEFAULT_BASE_URL,
-            token_cache_dir=(
-                Path(self.token_cache_dir) if self.token_cache_dir else default_token_cache_dir()
-            ),
+            base_url=settings.base_url(self.base_url),
+            token_cache_dir=settings.token_cache_dir(self.token_cache_dir),
             max_concurrency=self.max_concurrency,
             request_timeout=self.request_timeout_seconds,
             max_retries=self.max_retries,
@@ -148,6 +111,19 @@ class WeComResource(dg.ConfigurableResource):
             rate_limit_per_minute=self.rate_limit_per_minute,
             rate_limit_window=self.rate_limit_window_seconds,
         )
+
+    def effective_settings(self) -> dict[str, Any]:
+        """The settings a step runs with, defaults resolved, for run metadata; never the secret."""
+        config = self.client_config()
+        return {
+            "wecom/base_url": settings.public_url(config.base_url),
+            "wecom/token_cache_dir": str(config.token_cache_dir),
+            "wecom/max_concurrency": config.max_concurrency,
+            "wecom/request_timeout_seconds": config.request_timeout,
+            "wecom/max_retries": config.max_retries,
+            "wecom/retry_max_seconds": config.retry_max_seconds,
+            "wecom/rate_limit_per_minute": config.rate_limit_per_minute,
+        }
 
     @contextmanager
     def get_client(self) -> Iterator[WeComClient]:
@@ -160,11 +136,13 @@ class WeComResource(dg.ConfigurableResource):
 
 
 class WarehouseResource(DuckDBResource):
-    """The DuckDB file the assets write, with a bounded wait for other processes' locks.
+    """The DuckDB file the assets write, and what may be written to it about people.
 
     DuckDB allows one writing process per file and an analyst's open session blocks writers, so
     connections wait up to ``lock_timeout_seconds`` and then fail naming the process holding the
-    lock. Connections are always closed, also when the block raises.
+    lock. Connections are always closed, also when the block raises. The PII policy lives here
+    because it decides what reaches the tables: contact fields are hashed or dropped before
+    anything is written.
     """
 
     database: str = Field(
@@ -180,17 +158,49 @@ class WarehouseResource(DuckDBResource):
         description="How long a step waits for another process to release the DuckDB file.",
     )
 
+    pii_policy: dict[str, str] = Field(
+        default={},
+        description=(
+            "What to do with members' contact fields before anything is written: field -> "
+            "keep | hash | drop, for mobile, email, biz_mail, telephone, address, avatar, "
+            "thumb_avatar, qr_code (unlisted fields are kept). Empty means $WECOM_PII_POLICY "
+            "(e.g. `mobile=hash,email=hash,address=drop`). hash = SHA-256 of the secret salt "
+            "plus the value."
+        ),
+    )
+    pii_salt: str = Field(
+        default="",
+        description=(
+            "Secret salt of hashed fields, at least 16 characters; set from the env var "
+            "WECOM_PII_SALT. Never shown."
+        ),
+    )
+
     @property
     def path(self) -> Path:
         """The resolved DuckDB file path."""
-        return Path(
-            self.database or os.environ.get("WECOM_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH
-        ).expanduser()
+        return settings.duckdb_path(self.database)
+
+    def pii(self) -> PiiPolicy:
+        """The PII policy: ``pii_policy``, else ``$WECOM_PII_POLICY``, with the salt.
+
+        Raises:
+            PiiPolicyError: unknown field or action, a field given twice, or hashing without a
+                usable salt (names the env var).
+        """
+        return resolve_policy(self.pii_policy, settings.pii_policy_text(), self.pii_salt)
+
+    def effective_settings(self) -> dict[str, Any]:
+        """The warehouse settings a step runs with, for run metadata; never the salt."""
+        return {
+            "duckdb/path": str(self.path),
+            "duckdb/lock_timeout_seconds": self.lock_timeout_seconds,
+        }
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection, closed on exit whatever happens inside the block."""
-        conn = publish.connect(
+        conn = connect(
             self.path,
             lock_timeout=self.lock_timeout_seconds,
             config={"custom_user_agent": "wecom_assets", **self.connection_config},

@@ -7,6 +7,7 @@ Both schedules start stopped, as Dagster schedules do by default: turn them on i
 import dagster as dg
 
 from wecom_assets.defs.checks import FreshnessConfig, wecom_freshness_checks
+from wecom_assets.defs.settings import GROUP
 
 TIMEZONE = "Asia/Shanghai"
 NIGHTLY_CRON = "0 2 * * *"
@@ -14,7 +15,7 @@ FRESHNESS_CRON = "15 * * * *"
 
 wecom_sync = dg.define_asset_job(
     name="wecom_sync",
-    selection=dg.AssetSelection.groups("wecom") - dg.AssetSelection.checks(wecom_freshness_checks),
+    selection=dg.AssetSelection.groups(GROUP) - dg.AssetSelection.checks(wecom_freshness_checks),
     description="Fetch the org from WeCom and replace the three tables, with their checks.",
 )
 

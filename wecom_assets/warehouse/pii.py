@@ -4,17 +4,17 @@ The policy maps a field to an action. ``hash`` replaces a value with the hex SHA
 ``salt + value`` (UTF-8), the same as DuckDB's ``sha256(salt || value)``, so a known value can
 still be matched (``WHERE email = sha256('<salt>' || 'a@example.com')``) while the table holds
 no readable contact data; empty strings and NULLs stay as they are. ``drop`` stores NULL.
-The salt is a secret read from ``WECOM_PII_SALT``; without it a hashed phone number could be
-reversed by hashing every possible number, which is also why it must be long.
-No Dagster import: the resource resolves the policy, the asset applies it.
+The salt is a secret (``WECOM_PII_SALT``, handed in by the warehouse resource); without it a
+hashed phone number could be reversed by hashing every possible number, which is also why it must
+be long. No Dagster import and no environment look-up: the resource resolves both settings and
+builds the policy, the users snapshot applies it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, cast
 
@@ -60,13 +60,14 @@ class PiiPolicy:
             raise PiiPolicyError(
                 f"Unknown PII action(s) {bad}; use one of {', '.join(ACTIONS)} per field."
             )
-        if "hash" in self.actions.values() and len(self.salt) < MIN_SALT_LENGTH:
+        if "hash" in self.actions.values() and not _strong(self.salt):
             hashed = ", ".join(sorted(f for f, a in self.actions.items() if a == "hash"))
             raise PiiPolicyError(
                 f"The PII policy hashes {hashed}, which needs a secret salt of at least "
-                f"{MIN_SALT_LENGTH} characters in the environment variable {SALT_ENV}"
-                f"{' (it is not set)' if not self.salt else ' (it is too short)'}. Keep it "
-                "stable: a new salt changes every hash and so starts a new history version."
+                f"{MIN_SALT_LENGTH} characters, not blank and not one character repeated, in the "
+                f"environment variable {SALT_ENV}"
+                f"{' (it is not set)' if not self.salt else ' (it is too short or too weak)'}. "
+                "Keep it stable: a new salt changes every hash and so starts a new history version."
             )
 
     @property
@@ -82,12 +83,11 @@ class PiiPolicy:
         """Hex SHA-256 of the salt followed by the value."""
         return hashlib.sha256((self.salt + value).encode("utf-8")).hexdigest()
 
-    def apply(self, users: Sequence[User]) -> tuple[User, ...]:
-        """The users with every hashed field replaced by its hash and every dropped field NULL."""
-        return tuple(self.apply_each(users))
-
     def apply_each(self, users: Iterable[User]) -> Iterator[User]:
-        """As :meth:`apply`, one user at a time, for users streamed from the API."""
+        """Hash or drop the policy's fields of each user, one at a time as users stream in.
+
+        Streaming keeps a 100k-user sync from holding every record twice.
+        """
         if not self.changes_anything:
             yield from users
             return
@@ -106,11 +106,16 @@ class PiiPolicy:
             yield changed
 
 
+def _strong(salt: str) -> bool:
+    """Whether a salt is long enough to resist hashing every phone number, blanks not counted."""
+    return len(salt.strip()) >= MIN_SALT_LENGTH and len(set(salt)) > 1
+
+
 def parse_policy(text: str) -> dict[str, str]:
     """Parse ``"mobile=hash,email=hash,address=drop"`` (the ``WECOM_PII_POLICY`` format).
 
     Raises:
-        PiiPolicyError: An entry is not ``field=action``.
+        PiiPolicyError: An entry is not ``field=action``, or a field is given two actions.
     """
     result: dict[str, str] = {}
     for entry in text.replace(";", ",").split(","):
@@ -122,19 +127,28 @@ def parse_policy(text: str) -> dict[str, str]:
                 f"{POLICY_ENV} entry {entry.strip()!r} is not field=action, e.g. "
                 "'mobile=hash,email=hash,address=drop'."
             )
-        result[name.strip()] = action.strip().lower()
+        field_name, chosen = name.strip(), action.strip().lower()
+        earlier = result.setdefault(field_name, chosen)
+        if earlier != chosen:
+            raise PiiPolicyError(
+                f"{POLICY_ENV} gives {field_name} two actions ({earlier} and {chosen}); "
+                "give each field once."
+            )
     return result
 
 
-def resolve_policy(
-    configured: Mapping[str, str], environ: Mapping[str, str] | None = None
-) -> PiiPolicy:
-    """The policy from the resource setting, else ``WECOM_PII_POLICY``, with the env salt.
+def resolve_policy(configured: Mapping[str, str], env_text: str, salt: str) -> PiiPolicy:
+    """The policy from the resource setting, else from ``WECOM_PII_POLICY``'s text, with the salt.
+
+    Args:
+        configured: The resource's ``pii_policy`` (field -> action); wins when not empty.
+        env_text: The value of ``WECOM_PII_POLICY`` (empty when unset).
+        salt: The secret salt (empty when unset).
 
     Raises:
-        PiiPolicyError: Unknown field or action, or hashing without a usable salt.
+        PiiPolicyError: Unknown field or action, a field given twice, or hashing without a usable
+            salt.
     """
-    env = os.environ if environ is None else environ
-    actions = dict(configured) if configured else parse_policy(env.get(POLICY_ENV, ""))
+    actions = dict(configured) if configured else parse_policy(env_text)
     normalized = {name: action.strip().lower() for name, action in actions.items()}
-    return PiiPolicy(actions=cast(dict[str, Action], normalized), salt=env.get(SALT_ENV, "") or "")
+    return PiiPolicy(actions=cast(dict[str, Action], normalized), salt=salt)

@@ -8,17 +8,24 @@ previous table exactly as it was.
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from wecom_assets.warehouse.quality import CheckOutcome, Rule
-from wecom_assets.warehouse.tables import MEMBERSHIP, TableSpec, table_exists
+from wecom_assets.warehouse.connection import (
+    WarehouseError,
+    count,
+    quote,
+    rollback,
+    row_count,
+    table_exists,
+)
+from wecom_assets.warehouse.quality import CheckOutcome
+from wecom_assets.warehouse.schema import TableSpec
+from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, USERS
 
 DEFAULT_MAX_SHRINK_FRACTION = 0.5
 
@@ -26,7 +33,7 @@ DEFAULT_MAX_SHRINK_FRACTION = 0.5
 # DuckDB's multi-unnest, and a department listed twice for one user is kept once. WeCom omits
 # main_department only when it lies outside the visible range, so then no listed department is
 # the main one: is_main is false, not NULL.
-MEMBERSHIP_SQL = """
+MEMBERSHIP_SQL = f"""
 SELECT
     userid,
     department_id,
@@ -40,20 +47,12 @@ FROM (
         unnest(departments) AS department_id,
         unnest(department_orders) AS sort_order,
         unnest(is_leader_in_dept) AS is_leader
-    FROM wecom_users
+    FROM {quote(USERS.name)}
 )
 WHERE department_id IS NOT NULL
 QUALIFY row_number() OVER (PARTITION BY userid, department_id ORDER BY sort_order) = 1
 ORDER BY userid, department_id
 """
-
-
-class WarehouseError(Exception):
-    """A snapshot could not be written; the live table is unchanged."""
-
-
-class WarehouseLockedError(WarehouseError):
-    """Another process holds the DuckDB file lock for longer than the configured wait."""
 
 
 class SnapshotRejectedError(WarehouseError):
@@ -84,65 +83,14 @@ class ReplaceResult:
     seconds: float
 
 
-_LOCK_HINT = re.compile(r"lock", re.IGNORECASE)
-
-
-def connect(
-    path: str | Path,
-    *,
-    lock_timeout: float,
-    read_only: bool = False,
-    config: dict[str, str | bool | int | float | list[str]] | None = None,
-) -> duckdb.DuckDBPyConnection:
-    """Open the DuckDB file, waiting up to ``lock_timeout`` seconds for another process's lock.
-
-    DuckDB allows one writing process per file, and an analyst's open session holds a lock too.
-    Waiting briefly rides out short overlaps; past the wait the error says which process holds the
-    lock (DuckDB names its program and PID) so the operator knows whom to ask.
-
-    Raises:
-        WarehouseLockedError: the lock was still held after ``lock_timeout`` seconds.
-    """
-    path = Path(path)
-    if str(path) != ":memory:":
-        path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + lock_timeout
-    delay = 0.1
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=read_only, config=config or {})
-        except duckdb.IOException as error:
-            if not _LOCK_HINT.search(str(error)):
-                raise
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WarehouseLockedError(
-                    f"DuckDB file {path} is locked by another process and stayed locked for "
-                    f"{lock_timeout:.0f}s. Close that session (an open DuckDB CLI, notebook or BI "
-                    f"tool) or raise lock_timeout_seconds. DuckDB says: {error}"
-                ) from None
-            # The last sleep is cut to the deadline, so the final try comes at the full wait.
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, 2.0)
-
-
-def row_count(conn: duckdb.DuckDBPyConnection, table: str) -> int | None:
-    """Rows in ``table``, or None when it does not exist yet."""
-    if not table_exists(conn, table):
-        return None
-    row = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()
-    return int(row[0]) if row else 0
-
-
 def department_ids(conn: duckdb.DuckDBPyConnection) -> list[int]:
     """Ids of the loaded departments, so the users fetch needs no second ``department/list``."""
-    if not table_exists(conn, "wecom_departments"):
+    if not table_exists(conn, DEPARTMENTS.name):
         raise WarehouseError(
-            "Table wecom_departments does not exist yet; materialize wecom_departments first."
+            f"Table {DEPARTMENTS.name} does not exist yet; materialize {DEPARTMENTS.name} first."
         )
-    return [
-        int(r[0]) for r in conn.execute("SELECT id FROM wecom_departments ORDER BY id").fetchall()
-    ]
+    rows = conn.execute(f"SELECT id FROM {quote(DEPARTMENTS.name)} ORDER BY id").fetchall()
+    return [int(row[0]) for row in rows]
 
 
 def replace_table(
@@ -150,16 +98,14 @@ def replace_table(
     spec: TableSpec,
     source: pa.Table | str,
     *,
-    rules: Iterable[Rule] = (),
     max_shrink_fraction: float | None = DEFAULT_MAX_SHRINK_FRACTION,
 ) -> ReplaceResult:
     """Replace ``spec.name`` with ``source`` atomically, after checking it.
 
     Args:
         conn: An open read-write connection.
-        spec: The table's schema.
+        spec: The table's declaration: its schema and the data-quality rules it must pass.
         source: The snapshot, as an Arrow table in ``spec``'s column order or as a SQL query.
-        rules: Data-quality rules; a failing blocking rule rejects the snapshot.
         max_shrink_fraction: Reject a snapshot that has this fraction fewer rows than the live
             table (0.5 = half). None disables the guard.
 
@@ -186,10 +132,10 @@ def replace_table(
             # A query is computed once, not once per rule.
             incoming_kind = "TABLE"
             conn.execute(f'CREATE TEMP TABLE "{incoming}" AS SELECT {columns} FROM ({source})')
-        outcomes = tuple(rule(conn, f'"{incoming}"') for rule in rules)
+        outcomes = tuple(rule(conn, quote(incoming)) for rule in spec.rules)
         if any(o.blocking and not o.passed for o in outcomes):
             raise SnapshotRejectedError(spec.name, outcomes)
-        new_count = _count(conn, f'"{incoming}"')
+        new_count = count(conn, quote(incoming))
         previous = row_count(conn, spec.name)
         _guard_shrink(spec.name, previous, new_count, max_shrink_fraction)
         conn.execute(f'DROP TABLE IF EXISTS "{staging}"')
@@ -200,7 +146,7 @@ def replace_table(
         conn.execute(f'DROP {incoming_kind} "{incoming}"')
         conn.execute("COMMIT")
     except BaseException:
-        _rollback(conn)
+        rollback(conn)
         raise
     finally:
         if isinstance(source, pa.Table):
@@ -214,26 +160,13 @@ def replace_table(
     )
 
 
-def replace_membership(
-    conn: duckdb.DuckDBPyConnection, *, rules: Iterable[Rule] = ()
-) -> ReplaceResult:
+def replace_membership(conn: duckdb.DuckDBPyConnection) -> ReplaceResult:
     """Rebuild ``dept_membership`` from the loaded ``wecom_users`` table."""
-    if not table_exists(conn, "wecom_users"):
-        raise WarehouseError("Table wecom_users does not exist yet; materialize wecom_users first.")
-    return replace_table(conn, MEMBERSHIP, MEMBERSHIP_SQL, rules=rules, max_shrink_fraction=None)
-
-
-def _rollback(conn: duckdb.DuckDBPyConnection) -> None:
-    """Roll back, tolerating a connection the failure already closed (its work is discarded)."""
-    try:
-        conn.execute("ROLLBACK")
-    except duckdb.Error:
-        pass
-
-
-def _count(conn: duckdb.DuckDBPyConnection, relation: str) -> int:
-    row = conn.execute(f"SELECT count(*) FROM {relation}").fetchone()
-    return int(row[0]) if row else 0
+    if not table_exists(conn, USERS.name):
+        raise WarehouseError(
+            f"Table {USERS.name} does not exist yet; materialize {USERS.name} first."
+        )
+    return replace_table(conn, MEMBERSHIP, MEMBERSHIP_SQL, max_shrink_fraction=None)
 
 
 def _guard_shrink(

@@ -2,17 +2,22 @@
 
 Each rule is plain SQL/Python over a DuckDB relation, with no Dagster import, so the same rules run
 inside the asset's write transaction (a failing blocking rule keeps yesterday's table) and in tests.
-Offending rows are reported by id only, never by name or contact data.
+Offending rows are reported by id only, never by name or contact data. Rules that look at other
+tables take their names as keyword arguments, bound where the tables are declared
+(:mod:`wecom_assets.warehouse.tables`), so no table name is spelled out here.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import duckdb
 
-from wecom_assets.warehouse.tables import table_exists
+from wecom_assets.warehouse.connection import table_exists
+from wecom_assets.wecom.models import userid_key
 
 MAX_REPORTED_IDS = 50
 
@@ -36,6 +41,21 @@ class CheckOutcome:
 
 
 Rule = Callable[[duckdb.DuckDBPyConnection, str], CheckOutcome]
+
+
+def _function(rule: Rule) -> Callable[..., CheckOutcome]:
+    return rule.func if isinstance(rule, partial) else rule
+
+
+def rule_name(rule: Rule) -> str:
+    """The rule's name, which is also the name of its asset check."""
+    return _function(rule).__name__
+
+
+def rule_description(rule: Rule) -> str:
+    """The first line of the rule's docstring, shown with its asset check."""
+    function = _function(rule)
+    return (function.__doc__ or function.__name__).strip().splitlines()[0]
 
 
 def _outcome(
@@ -79,10 +99,12 @@ def unique_department_ids(conn: duckdb.DuckDBPyConnection, relation: str) -> Che
 
 def unique_userids(conn: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
     """Userids are unique case-insensitively, as WeCom treats them."""
-    duplicates = _column(
-        conn,
-        f"SELECT lower(userid) AS key FROM {relation} GROUP BY key HAVING count(*) > 1 ORDER BY key",
+    # Compared with the same function as the directory merge, not SQL lower(): the two disagree
+    # outside ASCII, and a check that folds differently from the merge can miss a dropped user.
+    keys = Counter(
+        userid_key(str(userid)) for userid in _column(conn, f"SELECT userid FROM {relation}")
     )
+    duplicates = sorted(key for key, seen in keys.items() if seen > 1)
     return _outcome(
         "unique_userids",
         blocking=True,
@@ -137,9 +159,11 @@ def department_tree_is_sound(conn: duckdb.DuckDBPyConnection, relation: str) -> 
     )
 
 
-def user_departments_exist(conn: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
-    """Every department a user belongs to is a row of ``wecom_departments``."""
-    if not table_exists(conn, "wecom_departments"):
+def user_departments_exist(
+    conn: duckdb.DuckDBPyConnection, relation: str, *, departments: str
+) -> CheckOutcome:
+    """Every department a user belongs to is a row of the departments table."""
+    if not table_exists(conn, departments):
         missing = _column(conn, f"SELECT userid FROM {relation} WHERE len(departments) > 0")
     else:
         missing = _column(
@@ -147,31 +171,33 @@ def user_departments_exist(conn: duckdb.DuckDBPyConnection, relation: str) -> Ch
             f"""
             SELECT DISTINCT u.userid
             FROM (SELECT userid, unnest(departments) AS department_id FROM {relation}) AS u
-            ANTI JOIN wecom_departments AS d ON d.id = u.department_id
+            ANTI JOIN "{departments}" AS d ON d.id = u.department_id
             ORDER BY u.userid
             """,
         )
     return _outcome(
         "user_departments_exist",
         blocking=False,
-        ok="Every department a user belongs to exists in wecom_departments.",
+        ok=f"Every department a user belongs to exists in {departments}.",
         failed=(
-            "{count} users belong to departments missing from wecom_departments "
-            "(changed between calls, or wecom_departments is stale)."
+            f"{{count}} users belong to departments missing from {departments} "
+            f"(changed between calls, or {departments} is stale)."
         ),
         offending=missing,
     )
 
 
-def membership_references_exist(conn: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
+def membership_references_exist(
+    conn: duckdb.DuckDBPyConnection, relation: str, *, users: str, departments: str
+) -> CheckOutcome:
     """Every membership row points at an existing user and an existing department."""
     dangling = _column(
         conn,
         f"""
         SELECT DISTINCT m.userid || '@' || m.department_id AS pair
         FROM {relation} AS m
-        LEFT JOIN wecom_users AS u ON u.userid = m.userid
-        LEFT JOIN wecom_departments AS d ON d.id = m.department_id
+        LEFT JOIN "{users}" AS u ON u.userid = m.userid
+        LEFT JOIN "{departments}" AS d ON d.id = m.department_id
         WHERE u.userid IS NULL OR d.id IS NULL
         ORDER BY pair
         """,
@@ -185,13 +211,15 @@ def membership_references_exist(conn: duckdb.DuckDBPyConnection, relation: str) 
     )
 
 
-def one_main_department_per_user(conn: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
+def one_main_department_per_user(
+    conn: duckdb.DuckDBPyConnection, relation: str, *, users: str, departments: str
+) -> CheckOutcome:
     """At most one ``is_main`` per user, and exactly one when the main department is visible."""
     wrong = _column(
         conn,
         f"""
         SELECT u.userid
-        FROM wecom_users AS u
+        FROM "{users}" AS u
         LEFT JOIN (
             SELECT userid, count(*) FILTER (WHERE is_main) AS mains
             FROM {relation} GROUP BY userid
@@ -199,7 +227,7 @@ def one_main_department_per_user(conn: duckdb.DuckDBPyConnection, relation: str)
         WHERE coalesce(m.mains, 0) > 1
            OR (coalesce(m.mains, 0) = 0
                AND list_contains(u.departments, u.main_department)
-               AND u.main_department IN (SELECT id FROM wecom_departments))
+               AND u.main_department IN (SELECT id FROM "{departments}"))
         ORDER BY u.userid
         """,
     )
@@ -210,8 +238,3 @@ def one_main_department_per_user(conn: duckdb.DuckDBPyConnection, relation: str)
         failed="{count} users have no main membership despite a visible main department, or several.",
         offending=wrong,
     )
-
-
-DEPARTMENT_RULES: tuple[Rule, ...] = (unique_department_ids, department_tree_is_sound)
-USER_RULES: tuple[Rule, ...] = (unique_userids, user_departments_exist)
-MEMBERSHIP_RULES: tuple[Rule, ...] = (membership_references_exist, one_main_department_per_user)

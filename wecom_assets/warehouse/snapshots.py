@@ -17,13 +17,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from wecom_assets.warehouse.pii import PiiPolicy
+from wecom_assets.warehouse.schema import SYNCED_AT, TableSpec
 from wecom_assets.warehouse.tables import DEPARTMENTS, USERS
 from wecom_assets.wecom.models import Department, User
-
-# Table column -> record attribute, where the names differ.
-_DEPARTMENT_ATTRIBUTES = {"sort_order": "order"}
-_USER_ATTRIBUTES = {"department_orders": "orders", "is_leader_in_dept": "leader_flags"}
-
 
 # Users per record batch: small enough that converting one batch (a few milliseconds) never
 # leaves the fetching threads idle, large enough that DuckDB scans few batches.
@@ -33,37 +30,36 @@ USER_BATCH_ROWS = 2048
 _POOL = pa.system_memory_pool()
 
 
-def _batch(
-    schema: pa.Schema, records: Sequence[Any], attributes: dict[str, str], synced_at: datetime
-) -> pa.RecordBatch:
+def _batch(spec: TableSpec, records: Sequence[Any], synced_at: datetime) -> pa.RecordBatch:
     arrays = []
-    for arrow_field in schema:
-        if arrow_field.name == "synced_at":
-            stamp = pa.scalar(synced_at, arrow_field.type)
+    for column in spec.columns:
+        if column.name == SYNCED_AT:
+            stamp = pa.scalar(synced_at, column.arrow_type)
             arrays.append(pa.repeat(stamp, len(records), memory_pool=_POOL))
             continue
-        get = attrgetter(attributes.get(arrow_field.name, arrow_field.name))
+        get = attrgetter(column.source_attribute)
         values = [get(record) for record in records]
-        arrays.append(pa.array(values, type=arrow_field.type, memory_pool=_POOL))
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+        arrays.append(pa.array(values, type=column.arrow_type, memory_pool=_POOL))
+    return pa.RecordBatch.from_arrays(arrays, schema=spec.arrow_schema)
 
 
 def departments_table(departments: Sequence[Department], synced_at: datetime) -> pa.Table:
     """Arrow snapshot of ``wecom_departments``."""
-    schema = DEPARTMENTS.arrow_schema
-    batch = _batch(schema, departments, _DEPARTMENT_ATTRIBUTES, synced_at)
-    return pa.Table.from_batches([batch], schema=schema)
+    batch = _batch(DEPARTMENTS, departments, synced_at)
+    return pa.Table.from_batches([batch], schema=DEPARTMENTS.arrow_schema)
 
 
-def users_table(users: Iterable[User], synced_at: datetime) -> pa.Table:
-    """Arrow snapshot of ``wecom_users``; fields the API did not return stay NULL.
+def users_table(
+    users: Iterable[User], synced_at: datetime, *, pii: PiiPolicy = PiiPolicy()
+) -> pa.Table:
+    """Arrow snapshot of ``wecom_users``, contact fields hashed or dropped as ``pii`` says.
 
-    ``users`` may be an iterator (:meth:`WeComClient.iter_users`): it is consumed in batches
-    of :data:`USER_BATCH_ROWS`, and only one batch of records is kept at a time.
+    Fields the API did not return stay NULL. ``users`` may be an iterator
+    (:meth:`WeComClient.iter_users`): it is consumed in batches of :data:`USER_BATCH_ROWS`, and
+    only one batch of records is kept at a time.
     """
-    schema = USERS.arrow_schema
-    remaining = iter(users)
+    remaining = pii.apply_each(users)
     batches = []
     while chunk := list(islice(remaining, USER_BATCH_ROWS)):
-        batches.append(_batch(schema, chunk, _USER_ATTRIBUTES, synced_at))
-    return pa.Table.from_batches(batches, schema=schema)
+        batches.append(_batch(USERS, chunk, synced_at))
+    return pa.Table.from_batches(batches, schema=USERS.arrow_schema)

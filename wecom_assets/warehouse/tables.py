@@ -1,59 +1,33 @@
-"""Schemas of the tables the assets write, declared once.
+"""Every table and view the package writes, declared once.
 
-The DuckDB DDL, the Arrow schemas used for bulk loads and the column schema shown in the Dagster UI
-all derive from these declarations, so a column cannot drift between the three.
+A declaration holds a table's name (also its asset's), columns with their DuckDB and Arrow types
+and descriptions, primary key, data-quality rules, the tables it is computed from and whether its
+versions are kept in a history table. DDL, Arrow schemas, history tables and the Dagster column
+schemas, check specs and metadata are derived from it: adding a column is one edit here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import partial
 
-import duckdb
 import pyarrow as pa
 
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    """One column: its DuckDB type, the matching Arrow type and what it means to an analyst."""
-
-    name: str
-    sql_type: str
-    arrow_type: pa.DataType
-    description: str
-
-
-@dataclass(frozen=True, slots=True)
-class TableSpec:
-    """A table the assets own, named as its asset."""
-
-    name: str
-    columns: tuple[Column, ...]
-    primary_key: tuple[str, ...]
-    description: str
-
-    @property
-    def arrow_schema(self) -> pa.Schema:
-        """Arrow schema of a snapshot, in column order."""
-        return pa.schema([pa.field(column.name, column.arrow_type) for column in self.columns])
-
-    @property
-    def column_names(self) -> tuple[str, ...]:
-        """Column names in table order."""
-        return tuple(column.name for column in self.columns)
-
-    def create_sql(self, table_name: str) -> str:
-        """``CREATE TABLE`` statement for this schema under ``table_name``."""
-        columns = [f'"{column.name}" {column.sql_type}' for column in self.columns]
-        key = ", ".join(f'"{name}"' for name in self.primary_key)
-        return f'CREATE TABLE "{table_name}" ({", ".join(columns)}, PRIMARY KEY ({key}))'
-
+from wecom_assets.warehouse import quality
+from wecom_assets.warehouse.schema import (
+    SYNCED_AT,
+    UTC_TIMESTAMP,
+    Column,
+    TableSpec,
+    Tracked,
+    Tracking,
+)
 
 _TEXT = pa.string()
 _BIGINT = pa.int64()
 _SYNCED_AT = Column(
-    "synced_at",
+    SYNCED_AT,
     "TIMESTAMPTZ",
-    pa.timestamp("us", tz="UTC"),
+    UTC_TIMESTAMP,
     "When this snapshot was fetched from WeCom (start of the fetch, UTC).",
 )
 
@@ -66,6 +40,11 @@ DEPARTMENTS = TableSpec(
     name="wecom_departments",
     description="One row per department in the app's visible range, as `department/list` returns it.",
     primary_key=("id",),
+    rules=(quality.unique_department_ids, quality.department_tree_is_sound),
+    tracking=Tracking(
+        "wecom_departments_history",
+        "One row per version of a department: its `wecom_departments` columns while they held.",
+    ),
     columns=(
         Column("id", "BIGINT", _BIGINT, "Department id (API `id`)."),
         _text("name", "Department name as WeCom returns it."),
@@ -81,6 +60,7 @@ DEPARTMENTS = TableSpec(
             "BIGINT",
             _BIGINT,
             "Order among siblings (API `order`); larger sorts first.",
+            attribute="order",
         ),
         Column(
             "leaders",
@@ -99,6 +79,16 @@ USERS = TableSpec(
         "(userids compared case-insensitively, case kept as returned)."
     ),
     primary_key=("userid",),
+    rules=(
+        quality.unique_userids,
+        partial(quality.user_departments_exist, departments=DEPARTMENTS.name),
+    ),
+    # The users fetch lists the members of the departments wecom_departments holds.
+    upstream=(DEPARTMENTS.name,),
+    tracking=Tracking(
+        "wecom_users_history",
+        "One row per version of a member: their `wecom_users` columns while they held.",
+    ),
     columns=(
         _text("userid", "Member id, case as the API returns it; unique case-insensitively."),
         _text("name", "Display name, stored exactly as received."),
@@ -127,12 +117,14 @@ USERS = TableSpec(
             "BIGINT[]",
             pa.list_(_BIGINT),
             "Sort order inside each department, parallel to `departments` (API `order`).",
+            attribute="orders",
         ),
         Column(
             "is_leader_in_dept",
             "BOOLEAN[]",
             pa.list_(pa.bool_()),
             "Whether the member leads each department, parallel to `departments`.",
+            attribute="leader_flags",
         ),
         Column(
             "direct_leaders",
@@ -167,6 +159,19 @@ MEMBERSHIP = TableSpec(
     name="dept_membership",
     description="One row per (member, visible department) pair, derived from `wecom_users`.",
     primary_key=("userid", "department_id"),
+    rules=(
+        partial(
+            quality.membership_references_exist, users=USERS.name, departments=DEPARTMENTS.name
+        ),
+        partial(
+            quality.one_main_department_per_user, users=USERS.name, departments=DEPARTMENTS.name
+        ),
+    ),
+    upstream=(USERS.name,),
+    tracking=Tracking(
+        "dept_membership_history",
+        "One row per version of a (member, department) pair of `dept_membership`.",
+    ),
     columns=(
         _text("userid", "Member id, as in `wecom_users.userid`."),
         Column("department_id", "BIGINT", _BIGINT, "Department id, as in `wecom_departments.id`."),
@@ -177,11 +182,158 @@ MEMBERSHIP = TableSpec(
 )
 
 
-def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Whether ``table`` exists as a permanent table in the main schema."""
-    row = conn.execute(
-        "SELECT count(*) FROM duckdb_tables() "
-        "WHERE schema_name = 'main' AND table_name = ? AND NOT temporary",
-        [table],
-    ).fetchone()
-    return bool(row and row[0])
+DEPARTMENT_PATHS = TableSpec(
+    name="wecom_department_paths",
+    description=(
+        "One row per department of `wecom_departments` with its place in the tree. Roots are "
+        "departments whose parent is not visible: the top department (parent 0) for a whole-org "
+        "range, the visible sub-tree roots for a partial range."
+    ),
+    primary_key=("id",),
+    upstream=(DEPARTMENTS.name,),
+    view=True,
+    tracking=Tracking(
+        "wecom_department_paths_history",
+        "One row per version of a department's path; a rename or move of an ancestor starts a "
+        "new version for every department below it.",
+    ),
+    columns=(
+        Column("id", "BIGINT", _BIGINT, "Department id."),
+        Column("name", "VARCHAR", _TEXT, "Department name."),
+        Column("parent_id", "BIGINT", _BIGINT, "Parent id as WeCom gives it (0 for the top)."),
+        Column("depth", "INTEGER", pa.int32(), "Levels from the visible root, which has depth 1."),
+        Column("id_path", "BIGINT[]", pa.list_(_BIGINT), "Ids from the visible root to this one."),
+        Column(
+            "path_names",
+            "VARCHAR[]",
+            pa.list_(_TEXT),
+            "Names parallel to `id_path`; use it when a name itself contains '/'.",
+        ),
+        Column(
+            "name_path",
+            "VARCHAR",
+            _TEXT,
+            "Names from the visible root joined with '/', e.g. 示例集团/研发中心/后端部.",
+        ),
+    ),
+)
+
+
+RUNS = TableSpec(
+    name="wecom_history_runs",
+    description=(
+        "One row per snapshot folded into the history, also when nothing changed: the times at "
+        "which the org was observed. Applying the same snapshot twice adds no row."
+    ),
+    primary_key=("snapshot_at",),
+    upstream=(DEPARTMENTS.name, USERS.name, MEMBERSHIP.name),
+    columns=(
+        Column(
+            "snapshot_at",
+            "TIMESTAMPTZ",
+            UTC_TIMESTAMP,
+            "The snapshot's time: the latest `synced_at` of wecom_departments and wecom_users.",
+        ),
+        Column("applied_at", "TIMESTAMPTZ", UTC_TIMESTAMP, "When the history was updated."),
+        Column("run_id", "VARCHAR", _TEXT, "Dagster run that applied it; NULL outside Dagster."),
+        Column("departments", "BIGINT", _BIGINT, "Rows of wecom_departments in the snapshot."),
+        Column("users", "BIGINT", _BIGINT, "Rows of wecom_users in the snapshot."),
+        Column("memberships", "BIGINT", _BIGINT, "Rows of dept_membership in the snapshot."),
+        Column("versions_opened", "BIGINT", _BIGINT, "New versions over all history tables."),
+        Column("versions_closed", "BIGINT", _BIGINT, "Versions closed over all history tables."),
+        Column(
+            "changes",
+            "JSON",
+            _TEXT,
+            'Per history table: {"table": {"opened": n, "closed": m}}.',
+        ),
+    ),
+)
+
+
+def history_table(spec: TableSpec) -> TableSpec:
+    """The history table of a table declared with ``tracking``."""
+    history = spec.history
+    if history is None:
+        raise ValueError(f"{spec.name} keeps no history")
+    return history
+
+
+ORG_CHANGES = TableSpec(
+    name="wecom_org_changes",
+    upstream=(
+        history_table(USERS).name,
+        history_table(DEPARTMENTS).name,
+        history_table(DEPARTMENT_PATHS).name,
+        RUNS.name,
+    ),
+    view=True,
+    description=(
+        "One row per change event seen between two consecutive syncs, derived from the history "
+        "tables. Users: joined, left, status_changed, moved, renamed, leader_changed. "
+        "Departments: added, removed, moved, renamed, leader_changed. Rows present in the first "
+        "snapshot of the history produce no joined/added event."
+    ),
+    primary_key=("changed_at", "entity", "entity_id", "event"),
+    columns=(
+        Column(
+            "changed_at",
+            "TIMESTAMPTZ",
+            UTC_TIMESTAMP,
+            "Snapshot time of the first sync that saw the change (`valid_from` of the new version, "
+            "`valid_to` of the last one for left/removed).",
+        ),
+        Column("entity", "VARCHAR", _TEXT, "'user' or 'department'."),
+        Column(
+            "event",
+            "VARCHAR",
+            _TEXT,
+            "joined/added: appeared (again) in the app's view; left/removed: no longer in it; "
+            "status_changed: `status` differs; moved: user's main department or set of "
+            "departments differs, department's parent differs; renamed: `name` differs; "
+            "leader_changed: departments a user leads, or a department's leaders, differ.",
+        ),
+        Column("entity_id", "VARCHAR", _TEXT, "Userid, or the department id as text."),
+        Column("name", "VARCHAR", _TEXT, "Name after the change (the last name for left/removed)."),
+        Column(
+            "old_value",
+            "VARCHAR",
+            _TEXT,
+            "Value before: status, name, sorted department ids, led department ids, sorted "
+            "leaders, or parent id; NULL for joined/added/left/removed.",
+        ),
+        Column("new_value", "VARCHAR", _TEXT, "Value after, in the same form as `old_value`."),
+        Column(
+            "old_department_id",
+            "BIGINT",
+            _BIGINT,
+            "Users: main department before the change; departments: parent before.",
+        ),
+        Column(
+            "new_department_id",
+            "BIGINT",
+            _BIGINT,
+            "Users: main department after the change; departments: parent after.",
+        ),
+        Column(
+            "old_department_path",
+            "VARCHAR",
+            _TEXT,
+            "`name_path` of `old_department_id` as it was just before the change.",
+        ),
+        Column(
+            "new_department_path",
+            "VARCHAR",
+            _TEXT,
+            "`name_path` of `new_department_id` as it was at the change.",
+        ),
+    ),
+)
+
+# The current tables a sync replaces, in load order.
+ORG_TABLES: tuple[TableSpec, ...] = (DEPARTMENTS, USERS, MEMBERSHIP)
+VIEWS: tuple[TableSpec, ...] = (DEPARTMENT_PATHS, ORG_CHANGES)
+TRACKED: tuple[Tracked, ...] = tuple(
+    Tracked.of(spec) for spec in (*ORG_TABLES, DEPARTMENT_PATHS) if spec.tracking is not None
+)
+HISTORY_TABLES: tuple[TableSpec, ...] = (*(t.history for t in TRACKED), RUNS)

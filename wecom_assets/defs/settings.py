@@ -1,0 +1,93 @@
+"""Settings in one place: what every WeCom asset shares, and the defaults taken from the environment.
+
+Required values and secrets enter in :mod:`wecom_assets.defs.definitions` as ``dg.EnvVar``, so the
+UI shows the variable's name and never its value. Optional settings whose default comes from an
+environment variable (``WECOM_API_BASE_URL``, ``WECOM_DUCKDB_PATH``, ``WECOM_TOKEN_CACHE_DIR``,
+``WECOM_PII_POLICY``) are resolved here and nowhere else, when a step builds its client or opens
+the warehouse, so a resource field left empty means the same thing in every module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import dagster as dg
+
+from wecom_assets.wecom.client import DEFAULT_BASE_URL
+
+GROUP = "wecom"
+# Runs that write the DuckDB file share this pool (its limit of 1 is set in dagster.yaml), so two
+# runs queue instead of failing on DuckDB's one-writer lock.
+POOL = "wecom_duckdb"
+FRESHNESS_POLICY = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=26), warn_window=timedelta(hours=25)
+)
+TAGS = {"domain": "org_chart", "source": "wecom"}
+# Who answers for these tables: the catalog shows owners on every asset and filters by them.
+# Replace with your team (`team:<name>`) or a person's email.
+OWNERS = ["team:data-platform"]
+
+BASE_URL_ENV = "WECOM_API_BASE_URL"
+DUCKDB_PATH_ENV = "WECOM_DUCKDB_PATH"
+TOKEN_CACHE_DIR_ENV = "WECOM_TOKEN_CACHE_DIR"
+PII_POLICY_ENV = "WECOM_PII_POLICY"
+PII_SALT_ENV = "WECOM_PII_SALT"
+DEFAULT_DUCKDB_PATH = "data/wecom.duckdb"
+
+
+def _env(name: str, environ: Mapping[str, str] | None) -> str:
+    return (os.environ if environ is None else environ).get(name, "")
+
+
+def base_url(configured: str, environ: Mapping[str, str] | None = None) -> str:
+    """The API root: the resource's setting, else ``$WECOM_API_BASE_URL``, else WeCom's."""
+    return configured or _env(BASE_URL_ENV, environ) or DEFAULT_BASE_URL
+
+
+def duckdb_path(configured: str, environ: Mapping[str, str] | None = None) -> Path:
+    """The DuckDB file: the resource's setting, else ``$WECOM_DUCKDB_PATH``, else the default."""
+    return Path(configured or _env(DUCKDB_PATH_ENV, environ) or DEFAULT_DUCKDB_PATH).expanduser()
+
+
+def token_cache_dir(configured: str, environ: Mapping[str, str] | None = None) -> Path:
+    """``$WECOM_TOKEN_CACHE_DIR``, else ``$DAGSTER_HOME/.wecom``, else ``~/.cache/wecom_assets``.
+
+    Steps of one run are separate processes; a directory they all see lets them share one token.
+    """
+    if configured:
+        return Path(configured)
+    explicit = _env(TOKEN_CACHE_DIR_ENV, environ)
+    if explicit:
+        return Path(explicit)
+    dagster_home = _env("DAGSTER_HOME", environ)
+    if dagster_home:
+        return Path(dagster_home) / ".wecom"
+    return Path.home() / ".cache" / "wecom_assets"
+
+
+def pii_policy_text(environ: Mapping[str, str] | None = None) -> str:
+    """``$WECOM_PII_POLICY``, used when the resource's ``pii_policy`` is empty."""
+    return _env(PII_POLICY_ENV, environ)
+
+
+def optional_secret(name: str) -> dg.EnvVar | str:
+    """A secret that may be unset: ``dg.EnvVar(name)`` when it is set, else empty.
+
+    ``dg.EnvVar`` fails every run when its variable is unset, but the PII salt is needed only
+    when a field is hashed; the policy then reports the missing salt by name.
+    """
+    return dg.EnvVar(name) if os.environ.get(name) else ""
+
+
+def public_url(url: str) -> str:
+    """``url`` as it may be shown: no user-info (a proxy's password), no query, no fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
