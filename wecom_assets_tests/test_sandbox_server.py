@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import re
 import signal
 import socket
 import subprocess
@@ -19,7 +20,12 @@ import pytest
 import requests
 
 from wecom_assets.sandbox.org import generate_org, save_org, subtree_ids, visible_view
-from wecom_assets.sandbox.server import FaultConfig, SandboxConfig, SandboxServer
+from wecom_assets.sandbox.server import (
+    FaultConfig,
+    SandboxConfig,
+    SandboxServer,
+    exposure_warning,
+)
 
 Start = Callable[..., SandboxServer]
 StartClocked = Callable[[dict[str, Any], SandboxConfig], SandboxServer]
@@ -150,9 +156,38 @@ def test_gettoken_with_a_wrong_secret_answers_40001(sandbox: SandboxServer) -> N
 
 
 def test_error_messages_follow_wecoms_format(sandbox: SandboxServer) -> None:
-    errmsg = gettoken(sandbox, corpsecret="wrong")["errmsg"]
-    assert errmsg.startswith("invalid credential, hint: [")
-    assert errmsg.endswith("more info at https://open.work.weixin.qq.com/devtool/query?e=40001")
+    errmsg = call(sandbox, "department/list")["errmsg"]
+    assert re.fullmatch(
+        r"access_token missing \(.*\), hint: \[\d+_\d+\], from ip: 127\.0\.0\.1, "
+        r"more info at https://open\.work\.weixin\.qq\.com/devtool/query\?e=41001",
+        errmsg,
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "errcode"), [("corpid", 40013), ("corpsecret", 40001)], ids=["corp id", "secret"]
+)
+def test_rejected_credentials_are_answered_as_the_sandbox_not_as_wecom(
+    sandbox: SandboxServer, field: str, errcode: int
+) -> None:
+    real_looking = {"corpid": "ww8f3c2a9b1d4e7f60", "corpsecret": "Xq3" * 14 + "A"}
+    answer = gettoken(sandbox, **{field: real_looking[field]})
+    assert answer["errcode"] == errcode
+    note = "(wecom_assets sandbox, not WeCom: it accepts only the corp id and secret of the org "
+    assert note in answer["errmsg"]
+
+
+def test_every_error_message_names_the_sandbox(
+    sandbox: SandboxServer, sandbox_org: dict[str, Any], start_sandbox: Start
+) -> None:
+    busy = faulty(start_sandbox, sandbox_org, busy_rate=1.0)
+    errmsgs = [
+        call(sandbox, "department/list")["errmsg"],
+        call(sandbox, "department/list", "not-a-token")["errmsg"],
+        api(sandbox, "department/list", id=987_654_321)["errmsg"],
+        api(busy, "department/list")["errmsg"],
+    ]
+    assert all("(wecom_assets sandbox, not WeCom" in errmsg for errmsg in errmsgs), errmsgs
 
 
 def test_a_call_without_token_answers_41001(sandbox: SandboxServer) -> None:
@@ -436,7 +471,10 @@ def test_the_busy_fault_answers_errcode_minus_1(
     sandbox_org: dict[str, Any], start_sandbox: Start
 ) -> None:
     server = faulty(start_sandbox, sandbox_org, busy_rate=1.0)
-    assert api(server, "department/list") == {"errcode": -1, "errmsg": "system busy"}
+    assert api(server, "department/list") == {
+        "errcode": -1,
+        "errmsg": "system busy (wecom_assets sandbox, not WeCom)",
+    }
     stats = server.stats()
     assert stats["faults"]["busy"] == 1
     assert stats["errcodes"] == {-1: 1}
@@ -727,6 +765,41 @@ def test_url_is_unavailable_before_start(sandbox_org: dict[str, Any]) -> None:
         _ = SandboxServer(sandbox_org).url
 
 
+# Exposure --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.53", "::1"])
+def test_listening_on_a_loopback_address_needs_no_warning(host: str) -> None:
+    assert exposure_warning(host) is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "sandbox.example"])
+def test_listening_elsewhere_is_warned_about_as_unauthenticated(host: str) -> None:
+    warning = exposure_warning(host)
+    assert warning is not None
+    assert f"listens on {host}, so other machines can reach it" in warning
+    assert "no authentication" in warning
+    assert "/sandbox/stats lists every access token" in warning
+
+
+def test_a_server_bound_to_every_interface_logs_the_warning(
+    sandbox_org: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="wecom_assets.sandbox")
+    with SandboxServer(sandbox_org, host="0.0.0.0"):
+        pass
+    assert [record.getMessage() for record in caplog.records] == [exposure_warning("0.0.0.0")]
+
+
+def test_a_server_on_loopback_logs_no_warning(
+    sandbox_org: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="wecom_assets.sandbox")
+    with SandboxServer(sandbox_org):
+        pass
+    assert caplog.records == []
+
+
 # Command line ----------------------------------------------------------------------------------
 
 
@@ -802,6 +875,30 @@ def test_cli_serve_announces_its_url_serves_and_stops_on_sigterm(tmp_path: Path)
     assert process.returncode == 0
     assert stdout.strip() == f"WeCom sandbox listening on {url}"
     assert url.startswith("http://127.0.0.1:")
+
+
+def test_cli_serve_on_every_interface_prints_the_warning(tmp_path: Path) -> None:
+    save_org(generate_org(5, 2), tmp_path / "org.json")
+    port_file = tmp_path / "sandbox.url"
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "wecom_assets.sandbox", "serve"),
+            *("--org", str(tmp_path / "org.json"), "--port-file", str(port_file)),
+            *("--host", "0.0.0.0"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(port_file, process)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert stderr == f"WARNING: {exposure_warning('0.0.0.0')}\n"
 
 
 def test_cli_serve_reports_an_invalid_org_file(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -71,7 +72,11 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--org", type=Path, required=True, metavar="FILE", help="org JSON file (see generate)"
     )
-    serve.add_argument("--host", default="127.0.0.1", help="interface (127.0.0.1)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface (127.0.0.1); others warn: the sandbox has no authentication",
+    )
     serve.add_argument(
         "--port", type=int, default=0, metavar="N", help="port; 0 picks a free one (0)"
     )
@@ -198,6 +203,8 @@ def _serve(args: argparse.Namespace) -> int:
     def request_stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    # The server's warnings (listening beyond loopback) and errors go to stderr.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     server = SandboxServer(org, config, host=args.host, port=args.port).start()

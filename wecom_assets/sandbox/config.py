@@ -21,7 +21,7 @@ class FaultConfig:
     client's handling of data calls without also starving it of tokens.
 
     Attributes:
-        busy_rate: Answer ``{"errcode": -1, "errmsg": "system busy"}``.
+        busy_rate: Answer errcode -1, "system busy".
         http_5xx_rate: Answer HTTP 502 or 503 with an HTML body, as a gateway does.
         drop_rate: Close the connection without answering.
         truncate_rate: Send the headers (with the full Content-Length) and half the body, then

@@ -51,6 +51,18 @@ ERRMSG: dict[int, str] = {
     60123: "invalid party id",
 }
 
+# Someone who points real credentials (or a client meant for WeCom) at the sandbox gets 40013 for
+# the corp id and would go and check it in the admin console: every errmsg says who answered.
+SANDBOX_NOTE = "wecom_assets sandbox, not WeCom"
+_CREDENTIALS_NOTE = f"{SANDBOX_NOTE}: it accepts only the corp id and secret of the org it serves"
+
+
+def sandbox_errmsg(errcode: int) -> str:
+    """WeCom's text for ``errcode``, marked as the sandbox's answer."""
+    note = _CREDENTIALS_NOTE if errcode in (40001, 40013) else SANDBOX_NOTE
+    return f"{ERRMSG.get(errcode, 'error')} ({note})"
+
+
 _GATEWAY_PAGE = (
     "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
     "<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
@@ -237,7 +249,7 @@ class SandboxEngine:
         if fault == fault_kinds.BUSY:
             with self._lock:
                 self._stats.errcodes[-1] += 1
-            return Reply(200, encode({"errcode": -1, "errmsg": ERRMSG[-1]}), errcode=-1)
+            return Reply(200, encode({"errcode": -1, "errmsg": sandbox_errmsg(-1)}), errcode=-1)
         if request.path == "gettoken":
             reply = self._gettoken(request)
         else:
@@ -255,7 +267,7 @@ class SandboxEngine:
             self._stats.errcodes[errcode] += 1
         hint = f"{int(time.time())}_{next(self._hints)}"
         errmsg = (
-            f"{ERRMSG.get(errcode, 'error')}, hint: [{hint}], from ip: {client_ip}, "
+            f"{sandbox_errmsg(errcode)}, hint: [{hint}], from ip: {client_ip}, "
             f"more info at https://open.work.weixin.qq.com/devtool/query?e={errcode}"
         )
         return Reply(200, encode({"errcode": errcode, "errmsg": errmsg}), errcode=errcode)

@@ -12,6 +12,7 @@ SandboxConfig/FaultConfig fields to change), ``POST /sandbox/org`` (JSON org to 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -26,7 +27,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from wecom_assets.sandbox.config import FaultConfig, SandboxConfig
-from wecom_assets.sandbox.engine import DROP, TRUNCATE, Reply, SandboxEngine, html_reply
+from wecom_assets.sandbox.engine import (
+    DROP,
+    SANDBOX_NOTE,
+    TRUNCATE,
+    Reply,
+    SandboxEngine,
+    html_reply,
+)
 from wecom_assets.sandbox.index import encode
 
 __all__ = ["FaultConfig", "SandboxConfig", "SandboxServer"]
@@ -36,6 +44,25 @@ logger = logging.getLogger(__name__)
 _API_PREFIX = "/cgi-bin/"
 _CONTROL_PREFIX = "/sandbox/"
 _SECRET_PARAMS = re.compile(r"(access_token|corpsecret)=[^&\s'\"]*")
+
+
+def exposure_warning(host: str) -> str | None:
+    """The warning for a server bound to ``host``, or None when only this machine can reach it.
+
+    The control endpoints exist for tests and take no authentication, so on a network they give
+    the org away to anyone who asks.
+    """
+    try:
+        if ipaddress.ip_address(host.split("%", 1)[0]).is_loopback:
+            return None
+    except ValueError:
+        pass
+    return (
+        f"the WeCom sandbox listens on {host}, so other machines can reach it, and it has no "
+        "authentication: GET /sandbox/stats lists every access token it issued, POST /sandbox/org "
+        "and /sandbox/config replace its org and settings, and with a token anyone can read the "
+        "org's names, mobiles and emails. Bind 127.0.0.1 unless other machines must use it."
+    )
 
 
 def _redact(text: str) -> str:
@@ -142,7 +169,9 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = html_reply(404)
         except Exception:
             logger.exception("sandbox failed to answer %s %s", self.command, split.path)
-            reply = Reply(500, encode({"errcode": -1, "errmsg": "sandbox internal error"}))
+            reply = Reply(
+                500, encode({"errcode": -1, "errmsg": f"internal error ({SANDBOX_NOTE})"})
+            )
         self._send(reply)
 
     def _read_body(self) -> bytes | None:
@@ -236,7 +265,8 @@ class SandboxServer:
         Args:
             org: The org to serve (see :mod:`wecom_assets.sandbox.org`).
             config: Behaviour settings; defaults to a well-behaved API.
-            host: Interface to listen on.
+            host: Interface to listen on; anything but loopback logs a warning, as the
+                sandbox serves tokens and org data without authentication.
             port: Port to listen on; 0 picks a free one.
             clock: Seconds for token lifetimes and rate-limit windows; tests pass a clock they
                 move themselves, so two hours of token life pass without waiting.
@@ -268,6 +298,9 @@ class SandboxServer:
         self._httpd = httpd
         self._thread.start()
         logger.debug("WeCom sandbox listening on %s", self.url)
+        warning = exposure_warning(str(httpd.server_address[0]))
+        if warning is not None:
+            logger.warning(warning)
         return self
 
     def stop(self) -> None:
