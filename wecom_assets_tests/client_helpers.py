@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from pytest_httpserver import HTTPServer
@@ -40,6 +42,17 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         with self._lock:
             self.now += seconds
+
+
+class ExtremeJitter(random.Random):
+    """Backoff jitter that always picks the top (or the bottom) of its range."""
+
+    def __init__(self, top: bool) -> None:
+        super().__init__()
+        self._top = top
+
+    def uniform(self, a: float, b: float) -> float:
+        return b if self._top else a
 
 
 class FakeGettoken:
@@ -126,3 +139,16 @@ def closing_server() -> Iterator[str]:
         stop.set()
         thread.join(timeout=2)
         listener.close()
+
+
+def wait_for_file_length(path: Path, length: int, timeout: float = 30.0) -> bool:
+    """Wait until child processes have appended ``length`` bytes to ``path``; False on timeout.
+
+    The timeout only keeps a broken test from hanging; passing never depends on it.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.stat().st_size >= length:
+            return True
+        time.sleep(0.01)
+    return False

@@ -6,24 +6,24 @@ import logging
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import filelock
 import pytest
-from client_helpers import SECRET, config_for
+from client_helpers import SECRET, FakeClock, config_for, wait_for_file_length
 
 from wecom_assets.sandbox.org import generate_org, visible_view
 from wecom_assets.sandbox.server import FaultConfig, SandboxConfig, SandboxServer
 from wecom_assets.wecom import (
     Department,
-    Directory,
     User,
     WeComAuthError,
     WeComClient,
     WeComPermissionError,
 )
+from wecom_assets.wecom.tokens import cache_file_name
 
 StartSandbox = Callable[..., SandboxServer]
 FAULT_KINDS = ("busy", "http_5xx", "drop", "truncate", "bad_json")
@@ -41,12 +41,18 @@ def _client(sandbox: SandboxServer, org: dict[str, Any], **overrides: Any) -> We
     return WeComClient(config_for(sandbox.url, **settings))
 
 
-def _assert_directory_is_view(directory: Directory, view: dict[str, Any]) -> None:
-    expected_departments = [Department.from_api(item) for item in view["departments"]]
-    assert list(directory.departments) == expected_departments
+def _fetch_org(client: WeComClient) -> tuple[list[Department], list[User]]:
+    """The org as the assets fetch it: department/list once, then user/list per department."""
+    departments = client.list_departments()
+    return departments, list(client.iter_users(d.id for d in departments))
+
+
+def _assert_org_is_view(org: tuple[list[Department], list[User]], view: dict[str, Any]) -> None:
+    departments, users = org
+    assert departments == [Department.from_api(item) for item in view["departments"]]
     expected_users = {user["userid"]: User.from_api(user) for user in view["users"]}
-    got_users = {user.userid: user for user in directory.users}
-    assert len(directory.users) == len(got_users)
+    got_users = {user.userid: user for user in users}
+    assert len(users) == len(got_users)
     assert got_users == expected_users
 
 
@@ -55,9 +61,9 @@ def test_full_fetch_equals_the_org_with_one_token_and_one_call_per_department(
 ) -> None:
     sandbox = start_sandbox(large_org)
     with _client(sandbox, large_org) as client:
-        directory = client.fetch_directory()
+        org = _fetch_org(client)
         stats = client.stats
-    _assert_directory_is_view(directory, visible_view(large_org, None))
+    _assert_org_is_view(org, visible_view(large_org, None))
     seen = sandbox.stats()
     assert seen["gettoken"] == 1
     assert seen["calls"] == {"department/list": 1, "user/list": 300}
@@ -73,9 +79,9 @@ def test_full_fetch_survives_every_fault_kind_and_early_token_invalidation(
     )
     sandbox = start_sandbox(large_org, SandboxConfig(faults=faults, invalidate_every=120, seed=5))
     with _client(sandbox, large_org, max_retries=6) as client:
-        directory = client.fetch_directory()
+        org = _fetch_org(client)
         stats = client.stats
-    _assert_directory_is_view(directory, visible_view(large_org, None))
+    _assert_org_is_view(org, visible_view(large_org, None))
     seen = sandbox.stats()
     injected = {kind: seen["faults"][kind] for kind in FAULT_KINDS}
     assert all(count > 0 for count in injected.values()), injected
@@ -93,7 +99,7 @@ def test_logs_of_a_faulty_sync_hold_no_token_or_secret(
     faults = FaultConfig(busy_rate=0.05, http_5xx_rate=0.05, drop_rate=0.05, truncate_rate=0.05)
     sandbox = start_sandbox(sandbox_org, SandboxConfig(faults=faults, invalidate_every=10))
     with _client(sandbox, sandbox_org, max_retries=8) as client:
-        client.fetch_directory()
+        _fetch_org(client)
     client_lines = "\n".join(
         record.getMessage()
         for record in caplog.records
@@ -113,9 +119,9 @@ def test_partial_visible_range_fetches_exactly_what_the_app_sees(
     sandbox = start_sandbox(large_org, SandboxConfig(visible_department_ids=roots))
     view = visible_view(large_org, roots)
     with _client(sandbox, large_org) as client:
-        directory = client.fetch_directory()
-    _assert_directory_is_view(directory, view)
-    assert 0 < len(directory.departments) < 300
+        org = _fetch_org(client)
+    _assert_org_is_view(org, view)
+    assert 0 < len(org[0]) < 300
     assert sandbox.stats()["calls"] == {
         "department/list": 1,
         "user/list": len(view["departments"]),
@@ -133,7 +139,7 @@ def test_department_leaving_the_visible_range_mid_sync_names_it(
         visible = {d["id"] for d in visible_view(sandbox_org, [kept])["departments"]}
         hidden = next(d.id for d in departments if d.id not in visible)
         with pytest.raises(WeComPermissionError) as caught:
-            client.fetch_users([d.id for d in departments])
+            list(client.iter_users(d.id for d in departments))
     assert f"department {hidden}" in str(caught.value)
     assert "visible range" in str(caught.value)
 
@@ -142,13 +148,14 @@ def test_wrong_secret_fails_fast_with_at_most_two_gettoken_tries(
     sandbox_org: dict[str, Any], start_sandbox: StartSandbox
 ) -> None:
     sandbox = start_sandbox(sandbox_org)
-    started = time.monotonic()
-    with _client(sandbox, sandbox_org, corp_secret=SECRET) as client:
+    clock = FakeClock()
+    config = config_for(sandbox.url, corp_id=sandbox_org["corp_id"], corp_secret=SECRET)
+    with WeComClient(config, sleep=clock.sleep, clock=clock) as client:
         for _ in range(3):
             with pytest.raises(WeComAuthError) as caught:
-                client.fetch_directory()
-    assert time.monotonic() - started < 5
-    assert sandbox.stats()["gettoken"] <= 2
+                _fetch_org(client)
+    assert clock.sleeps == []
+    assert sandbox.stats()["gettoken"] == 2
     assert sandbox.stats()["calls"] == {}
     assert "WECOM_CORP_SECRET" in str(caught.value)
     assert SECRET not in str(caught.value)
@@ -170,23 +177,31 @@ def test_rate_limit_answers_are_absorbed_by_backoff_and_slow_down(
         retry_max_delay=0.2,
         rate_limit_window=0.3,
     ) as client:
-        directory = client.fetch_directory()
+        org = _fetch_org(client)
         stats = client.stats
-    _assert_directory_is_view(directory, visible_view(sandbox_org, None))
+    _assert_org_is_view(org, visible_view(sandbox_org, None))
     assert stats.errcodes.get(45009, 0) > 0
     assert sandbox.stats()["errcodes"].get(45009, 0) == stats.errcodes[45009]
 
 
 _CHILD = textwrap.dedent(
     """
-    import sys, time
+    import sys
     from pathlib import Path
+    import filelock
     from wecom_assets.wecom import ClientConfig, WeComClient
 
-    url, corp_id, secret, cache_dir, start_at = sys.argv[1:6]
+    url, corp_id, secret, cache_dir, waiting = sys.argv[1:6]
+    acquire = filelock.FileLock.acquire
+
+    def announce_then_acquire(self, *args, **kwargs):
+        with open(waiting, "a") as handle:
+            handle.write("w")
+        return acquire(self, *args, **kwargs)
+
+    filelock.FileLock.acquire = announce_then_acquire
     config = ClientConfig(corp_id, secret, base_url=url, token_cache_dir=Path(cache_dir))
     with WeComClient(config) as client:
-        time.sleep(max(0.0, float(start_at) - time.time()))
         departments = client.list_departments()
         client.list_users(departments[0].id)
         print(len(departments), client.stats.token_fetches)
@@ -194,27 +209,28 @@ _CHILD = textwrap.dedent(
 )
 
 
-def test_processes_starting_together_share_one_token(
+def test_processes_needing_a_token_together_share_one(
     sandbox_org: dict[str, Any], start_sandbox: StartSandbox, tmp_path: Path
 ) -> None:
     sandbox = start_sandbox(sandbox_org, SandboxConfig(latency_ms=50))
-    start_at = time.time() + 1.5
-    argv = [
-        sandbox.url,
-        sandbox_org["corp_id"],
-        sandbox_org["corp_secret"],
-        str(tmp_path / "tokens"),
-        str(start_at),
-    ]
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", _CHILD, *argv],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(5)
-    ]
+    cache_dir, waiting = tmp_path / "tokens", tmp_path / "waiting"
+    cache_dir.mkdir(mode=0o700)
+    waiting.write_text("")
+    name = cache_file_name(sandbox_org["corp_id"], sandbox_org["corp_secret"])
+    argv = [sandbox.url, sandbox_org["corp_id"], sandbox_org["corp_secret"], str(cache_dir)]
+    # Hold the cache lock until every child has found no token and queued for the lock, so all
+    # five contend for the one gettoken, however slowly they start.
+    with filelock.FileLock(str(cache_dir / name) + ".lock"):
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", _CHILD, *argv, str(waiting)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(5)
+        ]
+        assert wait_for_file_length(waiting, 5), "not every child reached the lock"
     results = [child.communicate(timeout=60) for child in children]
     assert all(child.returncode == 0 for child in children), results
     counts = [out.split() for out, _ in results]

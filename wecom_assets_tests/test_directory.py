@@ -12,31 +12,21 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from wecom_assets.wecom import (
-    Department,
     User,
     WeComApiError,
     WeComPermissionError,
     WeComTransientError,
 )
-from wecom_assets.wecom.directory import (
-    FetchCancelled,
-    fetch_directory,
-    fetch_users,
-    iter_users,
-)
+from wecom_assets.wecom.directory import FetchCancelled, iter_users
 
 
 def _user(userid: str, *departments: int) -> User:
     return User.from_api({"userid": userid, "department": list(departments)})
 
 
-def _departments(*ids: int) -> list[Department]:
-    return [Department.from_api({"id": i, "parentid": 0 if i == 1 else 1}) for i in ids]
-
-
 def test_user_in_several_departments_appears_once_with_first_seen_case() -> None:
     members = {1: [_user("ZhangSan", 1, 2)], 2: [_user("zhangsan", 1, 2), _user("li", 2)]}
-    users = fetch_users([1, 2], lambda d, _: members[d], max_concurrency=4)
+    users = list(iter_users([1, 2], lambda d, _: members[d], max_concurrency=4))
     assert [u.userid for u in users] == ["ZhangSan", "li"]
 
 
@@ -48,7 +38,7 @@ def test_result_order_follows_department_order_not_completion_order() -> None:
         time.sleep(delays[department_id])
         return [_user(f"u{department_id}", department_id)]
 
-    users = fetch_users(range(1, 41), list_users, max_concurrency=8)
+    users = list(iter_users(range(1, 41), list_users, max_concurrency=8))
     assert [u.userid for u in users] == [f"u{d}" for d in range(1, 41)]
 
 
@@ -67,7 +57,7 @@ def test_no_more_than_max_concurrency_calls_run_at_once() -> None:
             running -= 1
         return []
 
-    fetch_users(range(100), list_users, max_concurrency=5)
+    list(iter_users(range(100), list_users, max_concurrency=5))
     assert 1 < peak <= 5
 
 
@@ -86,7 +76,7 @@ def test_a_slow_department_does_not_hold_back_the_others() -> None:
                     others_done.set()
         return [_user(f"u{department_id}", department_id)]
 
-    users = fetch_users(range(1, 101), list_users, max_concurrency=3)
+    users = list(iter_users(range(1, 101), list_users, max_concurrency=3))
     assert [u.userid for u in users] == [f"u{d}" for d in range(1, 101)]
 
 
@@ -105,7 +95,7 @@ def test_first_failure_cancels_the_remaining_departments() -> None:
         return []
 
     with pytest.raises(WeComApiError, match="department 3 broke"):
-        fetch_users(range(1000), list_users, max_concurrency=4)
+        list(iter_users(range(1000), list_users, max_concurrency=4))
     assert len(started) < 100
 
 
@@ -149,20 +139,22 @@ def test_department_that_left_the_visible_range_names_it_and_the_setting() -> No
         return []
 
     with pytest.raises(WeComPermissionError) as caught:
-        fetch_users([1, 7, 9], list_users, max_concurrency=2)
+        list(iter_users([1, 7, 9], list_users, max_concurrency=2))
     assert "department 7" in str(caught.value)
     assert "visible range" in str(caught.value)
     assert caught.value.errcode == 60011
 
 
-def test_directory_keeps_departments_in_api_order() -> None:
-    departments = _departments(1, 30, 5, 12)
-    directory = fetch_directory(departments, lambda d, _: [], max_concurrency=2)
-    assert [d.id for d in directory.departments] == [1, 30, 5, 12]
-    assert directory.users == ()
+def test_client_lists_departments_in_api_order(httpserver: HTTPServer) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/cgi-bin/department/list").respond_with_json(
+        {"department": [{"id": i, "parentid": 1} for i in (1, 30, 5, 12)]}
+    )
+    with client_for(httpserver) as client:
+        assert [d.id for d in client.list_departments()] == [1, 30, 5, 12]
 
 
-def test_client_fetch_directory_makes_one_call_per_department(httpserver: HTTPServer) -> None:
+def test_client_org_fetch_makes_one_call_per_department(httpserver: HTTPServer) -> None:
     expect_token(httpserver)
     httpserver.expect_request("/cgi-bin/department/list").respond_with_json(
         {"department": [{"id": i, "parentid": max(0, i - 1)} for i in range(1, 31)]}
@@ -181,16 +173,15 @@ def test_client_fetch_directory_makes_one_call_per_department(httpserver: HTTPSe
 
     httpserver.expect_request("/cgi-bin/user/list").respond_with_handler(members)
     with client_for(httpserver, max_concurrency=6) as client:
-        directory = client.fetch_directory()
+        departments = client.list_departments()
+        users = list(client.iter_users(d.id for d in departments))
         stats = client.stats
-    assert len(directory.departments) == 30
-    assert [u.userid for u in directory.users] == ["U1", "Everyone"] + [
-        f"U{i}" for i in range(2, 31)
-    ]
+    assert len(departments) == 30
+    assert [u.userid for u in users] == ["U1", "Everyone"] + [f"U{i}" for i in range(2, 31)]
     assert dict(stats.calls) == {"gettoken": 1, "department/list": 1, "user/list": 30}
 
 
-def test_client_fetch_users_raises_the_failure_of_a_department(httpserver: HTTPServer) -> None:
+def test_client_iter_users_raises_the_failure_of_a_department(httpserver: HTTPServer) -> None:
     expect_token(httpserver)
     httpserver.expect_request(
         "/cgi-bin/user/list", query_string={"access_token": TOKEN, "department_id": "2"}
@@ -198,7 +189,7 @@ def test_client_fetch_users_raises_the_failure_of_a_department(httpserver: HTTPS
     httpserver.expect_request("/cgi-bin/user/list").respond_with_json({"userlist": []})
     with client_for(httpserver, max_retries=1) as client:
         with pytest.raises(WeComTransientError, match="department 2"):
-            client.fetch_users([1, 2, 3])
+            list(client.iter_users([1, 2, 3]))
     assert calls_to(httpserver, "user/list") >= 2
 
 
@@ -208,11 +199,13 @@ def test_failed_gettoken_is_not_repeated_by_every_worker(httpserver: HTTPServer)
     )
     with client_for(httpserver, max_concurrency=8) as client:
         with pytest.raises(WeComPermissionError, match="trusted IP"):
-            client.fetch_users(range(1, 50))
+            list(client.iter_users(range(1, 50)))
     assert calls_to(httpserver, "gettoken") == 1
 
 
-def test_client_iter_users_gives_the_users_fetch_users_returns(httpserver: HTTPServer) -> None:
+def test_client_iter_users_merges_userids_ignoring_case_in_department_order(
+    httpserver: HTTPServer,
+) -> None:
     expect_token(httpserver)
 
     def members(request: Request) -> Response:
@@ -228,13 +221,11 @@ def test_client_iter_users_gives_the_users_fetch_users_returns(httpserver: HTTPS
 
     httpserver.expect_request("/cgi-bin/user/list").respond_with_handler(members)
     with client_for(httpserver, max_concurrency=3) as client:
-        streamed = list(client.iter_users(range(1, 11)))
-        collected = client.fetch_users(range(1, 11))
-    assert tuple(streamed) == collected
-    assert [u.userid for u in streamed] == ["U1", "everyone"] + [f"U{d}" for d in range(2, 11)]
+        users = list(client.iter_users(range(1, 11)))
+    assert [u.userid for u in users] == ["U1", "everyone"] + [f"U{d}" for d in range(2, 11)]
 
 
 def test_fetching_users_of_no_departments_makes_no_call(httpserver: HTTPServer) -> None:
     with client_for(httpserver) as client:
-        assert client.fetch_users([]) == ()
+        assert list(client.iter_users([])) == []
         assert client.stats.total_calls == 0

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import socket
 import traceback
+from pathlib import Path
 
 import pytest
 from client_helpers import (
+    CORP_ID,
     SECRET,
     TOKEN,
     TOKEN_2,
@@ -22,7 +24,7 @@ from pytest_httpserver import HTTPServer
 
 from wecom_assets.wecom import WeComClient, WeComError
 from wecom_assets.wecom.redact import Redactor, redact_url_params
-from wecom_assets.wecom.tokens import TokenProvider
+from wecom_assets.wecom.tokens import TokenGrant, TokenProvider
 
 CREDENTIALS = (SECRET, TOKEN, TOKEN_2)
 
@@ -59,15 +61,29 @@ def test_config_repr_hides_the_secret() -> None:
     assert SECRET not in str(config)
 
 
-def test_client_and_token_provider_reprs_hide_credentials(httpserver: HTTPServer) -> None:
+def test_client_and_its_stats_reprs_hide_credentials(httpserver: HTTPServer) -> None:
     expect_token(httpserver)
     httpserver.expect_request("/cgi-bin/department/list").respond_with_json({"department": []})
     with client_for(httpserver) as client:
         client.list_departments()
+        assert client.stats.token_fetches == 1
         _assert_clean(repr(client))
-        _assert_clean(repr(client._tokens))
-        _assert_clean(repr(client._tokens._memory))
+        _assert_clean(repr(client.config))
         _assert_clean(repr(client.stats))
+
+
+def test_token_provider_and_grant_reprs_hide_the_token(tmp_path: Path) -> None:
+    grant = TokenGrant(TOKEN, 7200.0)
+    provider = TokenProvider(
+        lambda: grant,
+        corp_id=CORP_ID,
+        corp_secret=SECRET,
+        cache_dir=tmp_path,
+        refresh_margin=300.0,
+    )
+    assert provider.get() == TOKEN
+    _assert_clean(repr(grant))
+    _assert_clean(repr(provider))
 
 
 def test_logs_of_a_sync_with_retries_and_token_refresh_hold_no_credentials(
@@ -88,7 +104,8 @@ def test_logs_of_a_sync_with_retries_and_token_refresh_hold_no_credentials(
     )
     httpserver.expect_request("/cgi-bin/user/list").respond_with_json({"userlist": []})
     with client_for(httpserver) as client:
-        client.fetch_directory()
+        departments = client.list_departments()
+        list(client.iter_users(d.id for d in departments))
     text = _our_log_text(caplog)
     assert "urllib3.connectionpool" in text
     assert "wecom_assets.wecom" in text
@@ -142,16 +159,17 @@ def test_wrong_secret_error_holds_no_secret(httpserver: HTTPServer) -> None:
     assert calls_to(httpserver, "gettoken") == 1
 
 
-def test_token_cache_file_holds_no_secret(httpserver: HTTPServer, tmp_path: object) -> None:
+def test_token_cache_file_holds_no_secret(httpserver: HTTPServer, tmp_path: Path) -> None:
     expect_token(httpserver)
     httpserver.expect_request("/cgi-bin/department/list").respond_with_json({"department": []})
     with client_for(httpserver, token_cache_dir=tmp_path) as client:
         client.list_departments()
-        cache_path = client._tokens.cache_path
-    assert isinstance(client._tokens, TokenProvider)
-    assert cache_path is not None
-    assert SECRET not in cache_path.name
-    assert SECRET not in cache_path.read_text()
+    cache_files = [path for path in tmp_path.iterdir() if path.suffix == ".json"]
+    assert len(cache_files) == 1
+    assert TOKEN in cache_files[0].read_text()
+    for path in tmp_path.iterdir():
+        assert SECRET not in path.name
+        assert SECRET not in path.read_text()
 
 
 def test_redactor_masks_credential_parameters_and_known_values() -> None:

@@ -8,11 +8,11 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
+import filelock
 import pytest
-from client_helpers import CORP_ID, SECRET, FakeClock, FakeGettoken
+from client_helpers import CORP_ID, SECRET, FakeClock, FakeGettoken, wait_for_file_length
 
 from wecom_assets.wecom.tokens import TokenProvider, cache_file_name
 
@@ -122,9 +122,18 @@ _CHILD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
+    import filelock
     from wecom_assets.wecom.tokens import TokenGrant, TokenProvider
 
-    cache_dir, counter, start_at = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
+    cache_dir, counter, waiting = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    acquire = filelock.FileLock.acquire
+
+    def announce_then_acquire(self, *args, **kwargs):
+        with waiting.open("a") as handle:
+            handle.write("w")
+        return acquire(self, *args, **kwargs)
+
+    filelock.FileLock.acquire = announce_then_acquire
 
     def fetch():
         with counter.open("a") as handle:
@@ -135,23 +144,28 @@ _CHILD = textwrap.dedent(
     provider = TokenProvider(
         fetch, corp_id="ww1", corp_secret="s", cache_dir=cache_dir, refresh_margin=300
     )
-    time.sleep(max(0.0, start_at - time.time()))
     print(provider.get())
     """
 )
 
 
-def test_processes_starting_together_fetch_once(tmp_path: Path) -> None:
-    counter = tmp_path / "fetches"
-    start_at = time.time() + 1.0
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(tmp_path / "cache"), str(counter), str(start_at)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(6)
-    ]
+def test_processes_waiting_on_the_lock_together_fetch_once(tmp_path: Path) -> None:
+    cache_dir, counter, waiting = tmp_path / "cache", tmp_path / "fetches", tmp_path / "waiting"
+    cache_dir.mkdir(mode=0o700)
+    waiting.write_text("")
+    lock = filelock.FileLock(str(cache_dir / cache_file_name("ww1", "s")) + ".lock")
+    # Hold the cache lock until every child has found no token and queued for the lock, so all
+    # of them contend for the one gettoken, however slowly they start.
+    with lock:
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", _CHILD, str(cache_dir), str(counter), str(waiting)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(6)
+        ]
+        assert wait_for_file_length(waiting, 6), "not every child reached the lock"
     outputs = [child.communicate(timeout=30)[0].strip() for child in children]
     assert outputs == ["shared-token"] * 6
     assert counter.read_text() == "x"

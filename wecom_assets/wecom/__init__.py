@@ -10,14 +10,13 @@ from wecom_assets.wecom.errors import (
     WeComResponseError,
     WeComTransientError,
 )
-from wecom_assets.wecom.models import Department, Directory, User
+from wecom_assets.wecom.models import Department, User
 from wecom_assets.wecom.stats import ClientStats
 
 __all__ = [
     "ClientConfig",
     "ClientStats",
     "Department",
-    "Directory",
     "User",
     "WeComApiError",
     "WeComAuthError",

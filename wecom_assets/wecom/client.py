@@ -1,4 +1,4 @@
-"""WeCom contact-API client: configuration, errcode-aware retries, and the public calls."""
+"""WeCom contact-API client: the public calls, built on the errcode-aware :class:`Caller`."""
 
 from __future__ import annotations
 
@@ -7,116 +7,29 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import requests
 
 from wecom_assets.wecom import directory
-from wecom_assets.wecom.errcodes import (
-    RATE_LIMITED,
-    TOKEN_REJECTED,
-    TRANSIENT,
-    errcode_of,
-    error_for,
-)
-from wecom_assets.wecom.errors import (
-    WeComApiError,
-    WeComConfigError,
-    WeComResponseError,
-    WeComTransientError,
-)
-from wecom_assets.wecom.models import Department, Directory, User
+from wecom_assets.wecom.caller import Call, Caller
+from wecom_assets.wecom.config import DEFAULT_BASE_URL, ClientConfig
+from wecom_assets.wecom.errors import WeComResponseError
+from wecom_assets.wecom.models import Department, User
 from wecom_assets.wecom.ratelimit import RateLimiter
 from wecom_assets.wecom.redact import Redactor, install_log_filters
+from wecom_assets.wecom.retry import Backoff
 from wecom_assets.wecom.stats import ClientStats, StatsRecorder
 from wecom_assets.wecom.tokens import TokenGrant, TokenProvider
-from wecom_assets.wecom.transport import Params, TransientFailure, Transport, make_session
+from wecom_assets.wecom.transport import Params, Transport, make_session
+
+__all__ = ["DEFAULT_BASE_URL", "ClientConfig", "WeComClient"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
 # WeCom documents 7200 s; used only if an answer omits expires_in.
 DEFAULT_TOKEN_LIFETIME = 7200
-# A fresh token rejected this many times in one call means something other than expiry
-# (clock skew, a proxy rewriting the query); more refreshes would only hammer gettoken.
-MAX_TOKEN_REFRESHES_PER_CALL = 3
-# Rate-limit answers (45009/45033) block the API for the rest of WeCom's window: wait longer.
-_RATE_LIMIT_BACKOFF_FACTOR = 4.0
-
-
-@dataclass(frozen=True)
-class ClientConfig:
-    """Settings of a :class:`WeComClient`.
-
-    Attributes:
-        corp_id: Corp id (``ww...``), from ``WECOM_CORP_ID``.
-        corp_secret: Secret of the app whose visible range is synced, from
-            ``WECOM_CORP_SECRET``. Never shown in ``repr``.
-        base_url: API root (``WECOM_API_BASE_URL``): private deployments, proxies, the sandbox.
-        token_cache_dir: Directory of the cross-process token cache; None keeps tokens in
-            memory only.
-        max_concurrency: ``user/list`` calls in flight during a directory fetch. The fetch is
-            latency-bound below about 24 at 20 ms round trips and CPU-bound above.
-        request_timeout: Connect and read timeout of each HTTP request, in seconds.
-        max_retries: Extra attempts per call after transient failures.
-        retry_max_seconds: Time budget of one call's retries, in seconds.
-        rate_limit_per_minute: Calls per API path in any rate-limit window.
-        token_refresh_margin: Seconds before expiry at which a token is refreshed.
-        retry_base_delay: First backoff ceiling in seconds; doubles per retry (full jitter).
-        retry_max_delay: Largest backoff between two attempts, in seconds.
-        rate_limit_window: Length of the rate-limit window in seconds; WeCom counts per minute
-            (60), a simulator may use a shorter one.
-    """
-
-    corp_id: str
-    corp_secret: str = field(repr=False)
-    base_url: str = DEFAULT_BASE_URL
-    token_cache_dir: Path | None = None
-    max_concurrency: int = 24
-    request_timeout: float = 10.0
-    max_retries: int = 5
-    retry_max_seconds: float = 60.0
-    rate_limit_per_minute: int = 10_000
-    token_refresh_margin: float = 300.0
-    retry_base_delay: float = 0.5
-    retry_max_delay: float = 10.0
-    rate_limit_window: float = 60.0
-
-    def __post_init__(self) -> None:
-        if not self.corp_id or not self.corp_id.strip():
-            raise WeComConfigError("WECOM_CORP_ID is not set: give the corp id (ww...)")
-        if not self.corp_secret or not self.corp_secret.strip():
-            raise WeComConfigError(
-                "WECOM_CORP_SECRET is not set: give the secret of the app whose visible range "
-                "is synced"
-            )
-        if not self.base_url.startswith(("http://", "https://")):
-            raise WeComConfigError(
-                "WECOM_API_BASE_URL must start with http:// or https:// "
-                f"(default {DEFAULT_BASE_URL})"
-            )
-        positive = {
-            "max_concurrency": self.max_concurrency,
-            "request_timeout": self.request_timeout,
-            "rate_limit_per_minute": self.rate_limit_per_minute,
-            "rate_limit_window": self.rate_limit_window,
-            "retry_max_seconds": self.retry_max_seconds,
-        }
-        for name, value in positive.items():
-            if value <= 0:
-                raise WeComConfigError(f"{name} must be positive, got {value}")
-        non_negative = {
-            "max_retries": self.max_retries,
-            "token_refresh_margin": self.token_refresh_margin,
-            "retry_base_delay": self.retry_base_delay,
-            "retry_max_delay": self.retry_max_delay,
-        }
-        for name, value in non_negative.items():
-            if value < 0:
-                raise WeComConfigError(f"{name} must not be negative, got {value}")
 
 
 class WeComClient:
@@ -150,9 +63,6 @@ class WeComClient:
             rng: Source of backoff jitter.
         """
         self._config = config
-        self._sleep = sleep
-        self._clock = clock
-        self._random = rng if rng is not None else random.Random()
         self._redact = Redactor((config.corp_secret,))
         install_log_filters()
         self._owns_session = session is None
@@ -162,9 +72,6 @@ class WeComClient:
             else make_session(config.max_concurrency, config.base_url)
         )
         self._stats = StatsRecorder(clock)
-        self._transport = Transport(
-            self._session, config.base_url, config.request_timeout, self._redact, self._stats, clock
-        )
         self._limiter = RateLimiter(
             config.rate_limit_per_minute, window=config.rate_limit_window, clock=clock, sleep=sleep
         )
@@ -175,6 +82,29 @@ class WeComClient:
             cache_dir=config.token_cache_dir,
             refresh_margin=config.token_refresh_margin,
             clock=wall_clock,
+        )
+        self._caller = Caller(
+            Transport(
+                self._session,
+                config.base_url,
+                config.request_timeout,
+                self._redact,
+                self._stats,
+                clock,
+            ),
+            self._tokens,
+            self._limiter,
+            self._stats,
+            self._redact,
+            max_retries=config.max_retries,
+            retry_max_seconds=config.retry_max_seconds,
+            backoff=Backoff(
+                config.retry_base_delay,
+                config.retry_max_delay,
+                rng if rng is not None else random.Random(),
+            ),
+            clock=clock,
+            sleep=sleep,
         )
 
     def __repr__(self) -> str:
@@ -207,7 +137,7 @@ class WeComClient:
             WeComApiError: Any other errcode, or an HTTP status retrying cannot fix.
             WeComResponseError: The answer is not a JSON object.
         """
-        return self._request("GET", path, params, None)
+        return self._request(Call("GET", path, params or {}))
 
     def post(
         self, path: str, body: Mapping[str, Any], params: Params | None = None
@@ -228,7 +158,7 @@ class WeComClient:
         Raises:
             WeComError: As for :meth:`get`.
         """
-        return self._request("POST", path, params, body)
+        return self._request(Call("POST", path, params or {}, body))
 
     def list_departments(self, root_id: int | None = None) -> list[Department]:
         """List visible departments (``department/list``): ``root_id`` and everything below it.
@@ -245,7 +175,7 @@ class WeComClient:
         """
         params: dict[str, str | int] = {} if root_id is None else {"id": root_id}
         subject = "" if root_id is None else f"department {root_id}"
-        payload = self._request("GET", "department/list", params, None, subject=subject)
+        payload = self._request(Call("GET", "department/list", params, subject=subject))
         return [
             Department.from_api(item) for item in _array(payload, "department/list", "department")
         ]
@@ -266,38 +196,19 @@ class WeComClient:
         """
         return self._list_users(department_id, None)
 
-    def fetch_directory(self) -> Directory:
-        """Fetch the whole visible org: ``department/list`` once, ``user/list`` per department.
-
-        Runs up to ``max_concurrency`` ``user/list`` calls at once and merges users found in
-        several departments (userid compared case-insensitively, first-seen case kept).
-
-        Returns:
-            Departments in API order and each visible user once.
-
-        Raises:
-            WeComPermissionError: A department answered 60011 (visible range changed mid-run),
-                or another permission errcode.
-            WeComError: The first failure; outstanding department fetches are cancelled.
-        """
-        self._stats.enter()
-        try:
-            departments = self.list_departments()
-            return directory.fetch_directory(
-                departments, self._list_users, self._config.max_concurrency
-            )
-        finally:
-            self._stats.leave()
-
-    def fetch_users(self, department_ids: Iterable[int]) -> tuple[User, ...]:
+    def iter_users(self, department_ids: Iterable[int]) -> Iterator[User]:
         """Fetch the members of the given departments (``user/list`` each), merged.
 
-        For callers that listed the departments earlier (another process or step).
+        For callers that listed the departments earlier (another process or step) and convert
+        users as they come (into Arrow batches, say): at 100k users the records take about
+        180 MB as Python objects. Up to ``max_concurrency`` departments are fetched at once, in
+        the background while the caller handles a user; closing the iterator early cancels the
+        rest.
 
         Args:
             department_ids: Departments to list; their order decides the result order.
 
-        Returns:
+        Yields:
             Each user once (userid compared case-insensitively, first-seen case kept), in
             first-seen order walking the departments in the given order.
 
@@ -305,29 +216,6 @@ class WeComClient:
             WeComPermissionError: A department answered 60011 (the visible range changed since
                 the departments were listed), or another permission errcode.
             WeComError: The first failure; outstanding department fetches are cancelled.
-        """
-        self._stats.enter()
-        try:
-            return tuple(self.iter_users(department_ids))
-        finally:
-            self._stats.leave()
-
-    def iter_users(self, department_ids: Iterable[int]) -> Iterator[User]:
-        """Like :meth:`fetch_users`, but yield each user as soon as its department is merged.
-
-        For callers that convert users as they come (into Arrow batches, say): at 100k users
-        the records take about 180 MB as Python objects. Fetching goes on in the background
-        while the caller handles a user; closing the iterator early cancels the rest.
-
-        Args:
-            department_ids: As for :meth:`fetch_users`.
-
-        Yields:
-            Each user once, in the order :meth:`fetch_users` returns them.
-
-        Raises:
-            WeComPermissionError: As for :meth:`fetch_users`.
-            WeComError: As for :meth:`fetch_users`.
         """
         ids = list(department_ids)
         if not ids:
@@ -354,24 +242,18 @@ class WeComClient:
         self.close()
 
     def _list_users(self, department_id: int, cancel: threading.Event | None) -> list[User]:
-        payload = self._request(
+        call = Call(
             "GET",
             "user/list",
             {"department_id": department_id},
-            None,
             subject=f"department {department_id}",
-            cancel=cancel,
         )
+        payload = self._request(call, cancel)
         return [User.from_api(item) for item in _array(payload, "user/list", "userlist")]
 
     def _fetch_token(self) -> TokenGrant:
-        payload = self._request(
-            "GET",
-            "gettoken",
-            {"corpid": self._config.corp_id, "corpsecret": self._config.corp_secret},
-            None,
-            authenticated=False,
-        )
+        params = {"corpid": self._config.corp_id, "corpsecret": self._config.corp_secret}
+        payload = self._request(Call("GET", "gettoken", params, authenticated=False))
         token = payload.get("access_token")
         if not isinstance(token, str) or not token:
             raise WeComResponseError(
@@ -383,121 +265,12 @@ class WeComClient:
             expires_in = DEFAULT_TOKEN_LIFETIME
         return TokenGrant(token, float(expires_in))
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        params: Params | None,
-        body: Mapping[str, Any] | None,
-        *,
-        subject: str = "",
-        cancel: threading.Event | None = None,
-        authenticated: bool = True,
-    ) -> dict[str, Any]:
+    def _request(self, call: Call, cancel: threading.Event | None = None) -> dict[str, Any]:
         self._stats.enter()
         try:
-            return self._attempt(method, path, params, body, subject, cancel, authenticated)
+            return self._caller.run(call, cancel)
         finally:
             self._stats.leave()
-
-    def _attempt(
-        self,
-        method: str,
-        path: str,
-        params: Params | None,
-        body: Mapping[str, Any] | None,
-        subject: str,
-        cancel: threading.Event | None,
-        authenticated: bool,
-    ) -> dict[str, Any]:
-        config = self._config
-        deadline = self._clock() + config.retry_max_seconds
-        retries = 0
-        refreshes = 0
-        about = f" for {subject}" if subject else ""
-        while True:
-            if cancel is not None and cancel.is_set():
-                raise directory.FetchCancelled(path)
-            query: dict[str, str | int] = dict(params or {})
-            token: str | None = None
-            if authenticated:
-                token = self._tokens.get()
-                # Tokens read from the file cache were fetched by another process.
-                self._redact.add(token)
-                query["access_token"] = token
-            self._limiter.acquire(path)
-            errcode: int | None = None
-            errmsg: str | None = None
-            try:
-                payload = self._transport.send(method, path, query, body)
-            except TransientFailure as failure:
-                last_error = str(failure)
-            else:
-                errcode = errcode_of(path, payload)
-                if errcode == 0:
-                    return payload
-                self._stats.record_errcode(errcode)
-                errmsg = self._redact(str(payload.get("errmsg", "")))
-                if token is not None and errcode in TOKEN_REJECTED:
-                    # Drop exactly the token that failed: another thread or process may
-                    # already have cached a newer one, which must survive.
-                    self._tokens.invalidate(token)
-                    refreshes += 1
-                    if refreshes > MAX_TOKEN_REFRESHES_PER_CALL:
-                        raise WeComApiError(
-                            f"WeCom {path}{about} rejected {refreshes} access tokens in a row "
-                            f"(last errcode {errcode}: {errmsg}); check the host clock and that "
-                            "no proxy rewrites the query string",
-                            path=path,
-                            errcode=errcode,
-                            errmsg=errmsg,
-                        )
-                    self._stats.record_retry()
-                    logger.warning(
-                        "WeCom %s%s: access token rejected (errcode %d); fetching a new one",
-                        path,
-                        about,
-                        errcode,
-                    )
-                    continue
-                if errcode not in TRANSIENT:
-                    raise error_for(path, errcode, errmsg, subject)
-                if errcode in RATE_LIMITED:
-                    self._limiter.slow_down(path)
-                last_error = f"errcode {errcode}: {errmsg}"
-            remaining = deadline - self._clock()
-            if retries >= config.max_retries or remaining <= 0:
-                raise WeComTransientError(
-                    f"WeCom {path}{about} failed after {retries + 1} attempts "
-                    f"({config.max_retries} retries, {config.retry_max_seconds:g} s budget); "
-                    f"last error: {last_error}",
-                    path=path,
-                    errcode=errcode,
-                    errmsg=errmsg,
-                )
-            delay = min(self._backoff(retries, errcode in RATE_LIMITED), remaining)
-            retries += 1
-            self._stats.record_retry()
-            logger.warning(
-                "WeCom %s%s: %s; retry %d/%d in %.2f s",
-                path,
-                about,
-                last_error,
-                retries,
-                config.max_retries,
-                delay,
-            )
-            self._sleep(delay)
-
-    def _backoff(self, retry: int, rate_limited: bool) -> float:
-        """Exponential backoff with full jitter; longer (and never near zero) for rate limits."""
-        factor = _RATE_LIMIT_BACKOFF_FACTOR if rate_limited else 1.0
-        ceiling = min(
-            self._config.retry_max_delay * factor,
-            self._config.retry_base_delay * factor * 2**retry,
-        )
-        floor = ceiling / 2 if rate_limited else 0.0
-        return self._random.uniform(floor, ceiling)
 
 
 def _array(payload: Mapping[str, Any], path: str, key: str) -> list[Any]:

@@ -5,19 +5,19 @@ listed; the calls are latency-bound, hence a thread pool. At most ``2 * max_conc
 departments are queued or running at a time, and each department's users are handed on in
 department order as soon as every earlier department has finished. :func:`iter_users` yields
 them one by one, so a caller can convert them as they come instead of holding every record
-(about 1.8 KB each as Python objects); :func:`fetch_users` collects them.
+(about 1.8 KB each as Python objects).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from wecom_assets.wecom.errcodes import OUT_OF_RANGE
 from wecom_assets.wecom.errors import WeComPermissionError
-from wecom_assets.wecom.models import Department, Directory, User, userid_key
+from wecom_assets.wecom.models import User, userid_key
 
 ListUsers = Callable[[int, threading.Event], list[User]]
 
@@ -26,10 +26,13 @@ class FetchCancelled(Exception):
     """Raised inside a worker whose fetch was abandoned because another one failed."""
 
 
-def fetch_users(
+def iter_users(
     department_ids: Iterable[int], list_users: ListUsers, max_concurrency: int
-) -> tuple[User, ...]:
-    """List the direct members of every department concurrently and merge them.
+) -> Iterator[User]:
+    """List the direct members of every department concurrently and merge them as they come.
+
+    Fetching goes on in the background while the caller handles the users it was given; closing
+    the iterator early cancels the outstanding departments.
 
     Args:
         department_ids: Departments to list, in the order that decides first-seen users.
@@ -37,7 +40,7 @@ def fetch_users(
             event it is given is set.
         max_concurrency: Worker threads, i.e. ``user/list`` calls in flight.
 
-    Returns:
+    Yields:
         Each user once (userid compared case-insensitively, first-seen case kept), in
         first-seen order walking the departments in the given order.
 
@@ -46,29 +49,6 @@ def fetch_users(
             departments were listed).
         WeComError: The first failure in department order among those seen; outstanding work
             is cancelled.
-    """
-    return tuple(iter_users(department_ids, list_users, max_concurrency))
-
-
-def iter_users(
-    department_ids: Iterable[int], list_users: ListUsers, max_concurrency: int
-) -> Iterator[User]:
-    """Like :func:`fetch_users`, but yield each user as soon as its department is merged.
-
-    Fetching goes on in the background while the caller handles the users it was given; closing
-    the iterator early cancels the outstanding departments.
-
-    Args:
-        department_ids: As for :func:`fetch_users`.
-        list_users: As for :func:`fetch_users`.
-        max_concurrency: As for :func:`fetch_users`.
-
-    Yields:
-        Each user once, in the order :func:`fetch_users` returns them.
-
-    Raises:
-        WeComPermissionError: As for :func:`fetch_users`.
-        WeComError: As for :func:`fetch_users`.
     """
     cancel = threading.Event()
     seen: set[str] = set()
@@ -112,26 +92,6 @@ def iter_users(
             for _, future in unmerged:
                 future.cancel()
             raise
-
-
-def fetch_directory(
-    departments: Sequence[Department], list_users: ListUsers, max_concurrency: int
-) -> Directory:
-    """Build the directory from the listed departments and their members.
-
-    Args:
-        departments: The visible departments, in API order.
-        list_users: As for :func:`fetch_users`.
-        max_concurrency: As for :func:`fetch_users`.
-
-    Returns:
-        Departments as given and users merged across them.
-
-    Raises:
-        WeComError: As for :func:`fetch_users`.
-    """
-    users = fetch_users([department.id for department in departments], list_users, max_concurrency)
-    return Directory(departments=tuple(departments), users=users)
 
 
 def _explain(department_id: int, error: BaseException | None) -> BaseException:

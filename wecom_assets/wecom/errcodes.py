@@ -1,7 +1,12 @@
-"""WeCom errcode policy: which codes are retried, refreshed, or fatal, and what to tell the user."""
+"""WeCom errcode policy: which codes are retried, refreshed, or fatal, and what to tell the user.
+
+:func:`classify` is the policy itself, a pure function of the errcode; the client only carries
+out the :class:`Action` it returns, and :func:`error_for` words the failures.
+"""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,10 +20,45 @@ from wecom_assets.wecom.errors import (
 
 SYSTEM_BUSY = -1
 RATE_LIMITED = frozenset({45009, 45033})
-TRANSIENT = frozenset({SYSTEM_BUSY}) | RATE_LIMITED
 TOKEN_REJECTED = frozenset({40014, 41001, 42001})
 AUTH_FAILED = frozenset({40001, 40013})
 OUT_OF_RANGE = 60011
+
+
+class Action(enum.Enum):
+    """What the client does with an answer, decided by its errcode alone."""
+
+    SUCCEED = "succeed"
+    RETRY_BUSY = "retry busy"
+    BACK_OFF = "back off on rate limit"
+    REFRESH_TOKEN = "refresh token"
+    FAIL = "fail"
+
+
+def classify(errcode: int) -> Action:
+    """Return the errcode policy's action for ``errcode``.
+
+    Busy (-1) is worth another try after a short backoff; a rate or concurrency limit
+    (45009, 45033) blocks the API for the rest of WeCom's window, so it gets a longer one; a
+    rejected token (40014, 41001, 42001) is replaced; everything else, a wrong secret
+    included, fails at once because repeating the call cannot change the answer.
+
+    Args:
+        errcode: The answer's errcode (0 for success).
+
+    Returns:
+        The action to take.
+    """
+    if errcode == 0:
+        return Action.SUCCEED
+    if errcode == SYSTEM_BUSY:
+        return Action.RETRY_BUSY
+    if errcode in RATE_LIMITED:
+        return Action.BACK_OFF
+    if errcode in TOKEN_REJECTED:
+        return Action.REFRESH_TOKEN
+    return Action.FAIL
+
 
 _AUTH_HINTS = {
     40001: (

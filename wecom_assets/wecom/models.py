@@ -237,17 +237,3 @@ class User:
             extattr=_as_json_text(payload.get("extattr")),
             external_profile=_as_json_text(payload.get("external_profile")),
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Directory:
-    """The org as the app's visible range shows it.
-
-    Attributes:
-        departments: Visible departments in API order.
-        users: Each visible user once (userid compared case-insensitively, first-seen case kept),
-            in first-seen order walking the departments in API order.
-    """
-
-    departments: tuple[Department, ...]
-    users: tuple[User, ...]

@@ -1,0 +1,230 @@
+"""One API call under the errcode policy: attempt, classify the answer, then act on it.
+
+Each piece has one job: :meth:`Caller._attempt` sends one request (token, limiter, transport)
+and reports what came back; :func:`~wecom_assets.wecom.errcodes.classify` decides what an
+errcode means; :meth:`Caller._replace_token` and :meth:`Caller._wait_for_retry` carry out the
+two kinds of second try, bounded by :data:`MAX_TOKEN_REFRESHES_PER_CALL` and the call's
+:class:`~wecom_assets.wecom.retry.RetryBudget`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from wecom_assets.wecom.directory import FetchCancelled
+from wecom_assets.wecom.errcodes import Action, classify, errcode_of, error_for
+from wecom_assets.wecom.errors import WeComApiError, WeComTransientError
+from wecom_assets.wecom.ratelimit import RateLimiter
+from wecom_assets.wecom.redact import Redactor
+from wecom_assets.wecom.retry import Backoff, RetryBudget
+from wecom_assets.wecom.stats import StatsRecorder
+from wecom_assets.wecom.transport import Params, TransientFailure, Transport
+
+logger = logging.getLogger(__name__)
+
+# A fresh token rejected this many times in one call means something other than expiry
+# (clock skew, a proxy rewriting the query); more refreshes would only hammer gettoken.
+MAX_TOKEN_REFRESHES_PER_CALL = 3
+_RETRIED = frozenset({Action.RETRY_BUSY, Action.BACK_OFF})
+
+
+class Tokens(Protocol):
+    """The part of the token provider a call needs."""
+
+    def get(self) -> str:
+        """Return a valid access token."""
+        ...
+
+    def invalidate(self, token: str) -> None:
+        """Forget ``token`` after WeCom rejected it."""
+        ...
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call as the caller asked for it.
+
+    Attributes:
+        method: ``"GET"`` or ``"POST"``.
+        path: API path below ``/cgi-bin/``.
+        params: Query parameters without the access token.
+        body: JSON body for POST.
+        subject: What the call is about (``"department 7"``), named in messages.
+        authenticated: Whether the access token is added (all calls but ``gettoken``).
+    """
+
+    method: str
+    path: str
+    params: Params = field(default_factory=dict)
+    body: Mapping[str, Any] | None = None
+    subject: str = ""
+    authenticated: bool = True
+
+    @property
+    def about(self) -> str:
+        """`` for <subject>``, or nothing, to append to the path in messages."""
+        return f" for {self.subject}" if self.subject else ""
+
+
+@dataclass(frozen=True)
+class _Setback:
+    """An attempt that did not succeed: what to do about it and how to describe it."""
+
+    action: Action
+    problem: str
+    errcode: int | None = None
+    errmsg: str | None = None
+
+
+class Caller:
+    """Runs API calls: retries, token refreshes, rate limiting and stats, for every thread."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        tokens: Tokens,
+        limiter: RateLimiter,
+        stats: StatsRecorder,
+        redact: Redactor,
+        *,
+        max_retries: int,
+        retry_max_seconds: float,
+        backoff: Backoff,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> None:
+        """Create a caller.
+
+        Args:
+            transport: Sends one HTTP request.
+            tokens: Hands out and forgets access tokens.
+            limiter: Keeps each path under its rate limit.
+            stats: Counts retries and errcodes.
+            redact: Masks credentials in WeCom's errmsg.
+            max_retries: Retries per call after busy, rate-limit and transport failures.
+            retry_max_seconds: Time budget of one call.
+            backoff: Wait before each retry.
+            clock: Monotonic clock of the retry budget.
+            sleep: Sleep between attempts.
+        """
+        self._transport = transport
+        self._tokens = tokens
+        self._limiter = limiter
+        self._stats = stats
+        self._redact = redact
+        self._max_retries = max_retries
+        self._retry_max_seconds = retry_max_seconds
+        self._backoff = backoff
+        self._clock = clock
+        self._sleep = sleep
+
+    def run(self, call: Call, cancel: threading.Event | None = None) -> dict[str, Any]:
+        """Make ``call`` until it succeeds or the errcode policy gives up.
+
+        Args:
+            call: The call.
+            cancel: Set when the call's result is no longer wanted (a sibling fetch failed).
+
+        Returns:
+            The decoded answer (errcode 0 or absent).
+
+        Raises:
+            FetchCancelled: ``cancel`` was set before an attempt.
+            WeComTransientError: The retry budget ran out.
+            WeComApiError: Too many fresh tokens were rejected, or another failure.
+            WeComError: The errcode's own error (:func:`~wecom_assets.wecom.errcodes.error_for`).
+        """
+        budget = RetryBudget(self._max_retries, self._retry_max_seconds, self._clock)
+        refreshes = 0
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise FetchCancelled(call.path)
+            token = self._tokens.get() if call.authenticated else None
+            outcome = self._attempt(call, token)
+            if not isinstance(outcome, _Setback):
+                return outcome
+            if outcome.action is Action.REFRESH_TOKEN and token is not None:
+                refreshes += 1
+                self._replace_token(call, outcome, token, refreshes)
+            elif outcome.errcode is None or outcome.action in _RETRIED:
+                # No errcode: the request itself failed (HTTP 5xx, timeout, reset), transient.
+                self._wait_for_retry(call, outcome, budget)
+            else:
+                raise error_for(call.path, outcome.errcode, outcome.errmsg or "", call.subject)
+
+    def _attempt(self, call: Call, token: str | None) -> dict[str, Any] | _Setback:
+        """Send the call once; return the answer on success, else what went wrong."""
+        query: dict[str, str | int] = dict(call.params)
+        if token is not None:
+            # Tokens read from the file cache were fetched by another process.
+            self._redact.add(token)
+            query["access_token"] = token
+        self._limiter.acquire(call.path)
+        try:
+            payload = self._transport.send(call.method, call.path, query, call.body)
+        except TransientFailure as failure:
+            return _Setback(Action.RETRY_BUSY, str(failure))
+        errcode = errcode_of(call.path, payload)
+        action = classify(errcode)
+        if action is Action.SUCCEED:
+            return payload
+        self._stats.record_errcode(errcode)
+        errmsg = self._redact(str(payload.get("errmsg", "")))
+        return _Setback(action, f"errcode {errcode}: {errmsg}", errcode, errmsg)
+
+    def _replace_token(self, call: Call, setback: _Setback, token: str, refreshes: int) -> None:
+        """Drop the rejected token so the next attempt fetches a fresh one, within a bound."""
+        # Drop exactly the token that failed: another thread or process may already have
+        # cached a newer one, which must survive.
+        self._tokens.invalidate(token)
+        if refreshes > MAX_TOKEN_REFRESHES_PER_CALL:
+            raise WeComApiError(
+                f"WeCom {call.path}{call.about} rejected {refreshes} access tokens in a row "
+                f"(last {setback.problem}); check the host clock and that no proxy rewrites "
+                "the query string",
+                path=call.path,
+                errcode=setback.errcode,
+                errmsg=setback.errmsg,
+            )
+        self._stats.record_retry()
+        logger.warning(
+            "WeCom %s%s: access token rejected (errcode %s); fetching a new one",
+            call.path,
+            call.about,
+            setback.errcode,
+        )
+
+    def _wait_for_retry(self, call: Call, setback: _Setback, budget: RetryBudget) -> None:
+        """Back off before the next attempt, or raise when the budget allows none."""
+        rate_limited = setback.action is Action.BACK_OFF
+        if rate_limited:
+            self._limiter.slow_down(call.path)
+        if budget.exhausted():
+            raise WeComTransientError(
+                f"WeCom {call.path}{call.about} failed after {budget.retries + 1} attempts "
+                f"({budget.max_retries} retries, {budget.max_seconds:g} s budget); "
+                f"last error: {setback.problem}",
+                path=call.path,
+                errcode=setback.errcode,
+                errmsg=setback.errmsg,
+            )
+        delay = min(
+            self._backoff.delay(budget.retries, rate_limited=rate_limited),
+            budget.remaining_seconds(),
+        )
+        retry = budget.take()
+        self._stats.record_retry()
+        logger.warning(
+            "WeCom %s%s: %s; retry %d/%d in %.2f s",
+            call.path,
+            call.about,
+            setback.problem,
+            retry,
+            budget.max_retries,
+            delay,
+        )
+        self._sleep(delay)

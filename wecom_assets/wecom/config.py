@@ -1,0 +1,82 @@
+"""Settings of the WeCom client, validated on creation so a bad value fails before any call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wecom_assets.wecom.errors import WeComConfigError
+
+DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Settings of a :class:`~wecom_assets.wecom.client.WeComClient`.
+
+    Attributes:
+        corp_id: Corp id (``ww...``), from ``WECOM_CORP_ID``.
+        corp_secret: Secret of the app whose visible range is synced, from
+            ``WECOM_CORP_SECRET``. Never shown in ``repr``.
+        base_url: API root (``WECOM_API_BASE_URL``): private deployments, proxies, the sandbox.
+        token_cache_dir: Directory of the cross-process token cache; None keeps tokens in
+            memory only.
+        max_concurrency: ``user/list`` calls in flight during a directory fetch. The fetch is
+            latency-bound below about 24 at 20 ms round trips and CPU-bound above.
+        request_timeout: Connect and read timeout of each HTTP request, in seconds.
+        max_retries: Extra attempts per call after transient failures.
+        retry_max_seconds: Time budget of one call's retries, in seconds.
+        rate_limit_per_minute: Calls per API path in any rate-limit window.
+        token_refresh_margin: Seconds before expiry at which a token is refreshed.
+        retry_base_delay: First backoff ceiling in seconds; doubles per retry (full jitter).
+        retry_max_delay: Largest backoff between two attempts, in seconds.
+        rate_limit_window: Length of the rate-limit window in seconds; WeCom counts per minute
+            (60), a simulator may use a shorter one.
+    """
+
+    corp_id: str
+    corp_secret: str = field(repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    token_cache_dir: Path | None = None
+    max_concurrency: int = 24
+    request_timeout: float = 10.0
+    max_retries: int = 5
+    retry_max_seconds: float = 60.0
+    rate_limit_per_minute: int = 10_000
+    token_refresh_margin: float = 300.0
+    retry_base_delay: float = 0.5
+    retry_max_delay: float = 10.0
+    rate_limit_window: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not self.corp_id or not self.corp_id.strip():
+            raise WeComConfigError("WECOM_CORP_ID is not set: give the corp id (ww...)")
+        if not self.corp_secret or not self.corp_secret.strip():
+            raise WeComConfigError(
+                "WECOM_CORP_SECRET is not set: give the secret of the app whose visible range "
+                "is synced"
+            )
+        if not self.base_url.startswith(("http://", "https://")):
+            raise WeComConfigError(
+                "WECOM_API_BASE_URL must start with http:// or https:// "
+                f"(default {DEFAULT_BASE_URL})"
+            )
+        positive = {
+            "max_concurrency": self.max_concurrency,
+            "request_timeout": self.request_timeout,
+            "rate_limit_per_minute": self.rate_limit_per_minute,
+            "rate_limit_window": self.rate_limit_window,
+            "retry_max_seconds": self.retry_max_seconds,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise WeComConfigError(f"{name} must be positive, got {value}")
+        non_negative = {
+            "max_retries": self.max_retries,
+            "token_refresh_margin": self.token_refresh_margin,
+            "retry_base_delay": self.retry_base_delay,
+            "retry_max_delay": self.retry_max_delay,
+        }
+        for name, value in non_negative.items():
+            if value < 0:
+                raise WeComConfigError(f"{name} must not be negative, got {value}")
