@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
-import time
+import threading
 
 import pytest
 import requests
 from client_helpers import (
     TOKEN,
+    ExtremeJitter,
     FakeClock,
     calls_to,
     client_for,
@@ -57,17 +58,24 @@ def test_non_json_body_is_retried(httpserver: HTTPServer) -> None:
 
 def test_read_timeout_is_retried(httpserver: HTTPServer) -> None:
     expect_token(httpserver)
+    answered_late = threading.Event()
 
-    # The test server answers one request at a time: the retry is served once this returns.
-    def slow(request: Request) -> Response:
-        time.sleep(0.45)
+    # The test server answers one request at a time, so the first answer is held back until the
+    # client has given up on it and backs off: the timeout is certain, not a race of sleeps.
+    def late(request: Request) -> Response:
+        answered_late.wait(timeout=30)
         return Response('{"department": []}', content_type="application/json")
 
-    httpserver.expect_oneshot_request("/cgi-bin/department/list").respond_with_handler(slow)
+    def back_off(seconds: float) -> None:
+        answered_late.set()
+
+    httpserver.expect_oneshot_request("/cgi-bin/department/list").respond_with_handler(late)
     httpserver.expect_request("/cgi-bin/department/list").respond_with_json(DEPARTMENTS)
-    with client_for(httpserver, request_timeout=0.3) as client:
+    config = config_for(httpserver.url_for("/").rstrip("/"), request_timeout=0.3)
+    with WeComClient(config, sleep=back_off) as client:
         assert len(client.list_departments()) == 1
         assert client.stats.retries == 1
+    assert answered_late.is_set()
 
 
 def test_dropped_connections_exhaust_retries_with_a_transient_error() -> None:
@@ -95,50 +103,60 @@ def test_retries_stop_when_the_time_budget_is_spent(httpserver: HTTPServer) -> N
         {"errcode": -1, "errmsg": "system busy"}
     )
     clock = FakeClock()
-    client = client_for(
-        httpserver,
-        clock=clock,
+    config = config_for(
+        httpserver.url_for("/").rstrip("/"),
         max_retries=100,
         retry_max_seconds=5.0,
         retry_base_delay=1.0,
         retry_max_delay=1.0,
     )
+    client = WeComClient(config, sleep=clock.sleep, clock=clock, rng=random.Random(3))
+    with client, pytest.raises(WeComTransientError, match="5 s budget"):
+        client.list_departments()
+    # The last wait is cut to what is left, so the waits add up to the budget exactly.
+    assert sum(clock.sleeps) == pytest.approx(5.0)
+    assert calls_to(httpserver, "department/list") == len(clock.sleeps) + 1
+    assert len(clock.sleeps) < 100
+
+
+def _backoff_waits(
+    server: HTTPServer, errcode: int, rng: random.Random, retries: int
+) -> list[float]:
+    server.clear()
+    expect_token(server)
+    server.expect_request("/cgi-bin/department/list").respond_with_json({"errcode": errcode})
+    clock = FakeClock()
+    config = config_for(
+        server.url_for("/").rstrip("/"),
+        max_retries=retries,
+        retry_base_delay=0.5,
+        retry_max_delay=4.0,
+        retry_max_seconds=1000.0,
+    )
+    client = WeComClient(config, sleep=clock.sleep, clock=clock, rng=rng)
     with client, pytest.raises(WeComTransientError):
         client.list_departments()
-    assert sum(clock.sleeps) == pytest.approx(5.0) or sum(clock.sleeps) < 5.0
-    assert calls_to(httpserver, "department/list") < 100
+    return clock.sleeps
 
 
 def test_backoff_grows_exponentially_within_its_cap(httpserver: HTTPServer) -> None:
-    expect_token(httpserver)
-    httpserver.expect_request("/cgi-bin/department/list").respond_with_json({"errcode": -1})
-    clock = FakeClock()
-    config = config_for(
-        httpserver.url_for("/").rstrip("/"),
-        max_retries=8,
-        retry_base_delay=0.5,
-        retry_max_delay=4.0,
-    )
-    client = WeComClient(config, sleep=clock.sleep, clock=clock, rng=random.Random(7))
-    with client, pytest.raises(WeComTransientError):
-        client.list_departments()
-    assert len(clock.sleeps) == 8
-    for retry, delay in enumerate(clock.sleeps):
-        assert 0 <= delay <= min(4.0, 0.5 * 2**retry)
+    waits = _backoff_waits(httpserver, -1, ExtremeJitter(top=True), retries=8)
+    assert waits == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0]
+
+
+def test_backoff_is_jittered_below_its_ceiling(httpserver: HTTPServer) -> None:
+    waits = _backoff_waits(httpserver, -1, random.Random(7), retries=8)
+    ceilings = [min(4.0, 0.5 * 2**retry) for retry in range(8)]
+    assert all(0 <= wait <= ceiling for wait, ceiling in zip(waits, ceilings, strict=True))
+    assert waits != ceilings
 
 
 def test_rate_limit_backoff_is_longer_than_busy_backoff(httpserver: HTTPServer) -> None:
-    expect_token(httpserver)
-    httpserver.expect_request("/cgi-bin/department/list").respond_with_json({"errcode": 45009})
-    clock = FakeClock()
-    client = client_for(
-        httpserver, clock=clock, max_retries=3, retry_base_delay=0.5, retry_max_delay=4.0
-    )
-    with client, pytest.raises(WeComTransientError, match="45009"):
-        client.list_departments()
-    for retry, delay in enumerate(clock.sleeps):
-        ceiling = min(16.0, 2.0 * 2**retry)
-        assert ceiling / 2 <= delay <= ceiling
+    longest_busy = _backoff_waits(httpserver, -1, ExtremeJitter(top=True), retries=4)
+    shortest_rate_limited = _backoff_waits(httpserver, 45009, ExtremeJitter(top=False), retries=4)
+    assert len(shortest_rate_limited) == len(longest_busy) == 4
+    for busy, rate_limited in zip(longest_busy, shortest_rate_limited, strict=True):
+        assert rate_limited > busy
 
 
 def test_post_sends_the_json_body_and_is_retried(httpserver: HTTPServer) -> None:
