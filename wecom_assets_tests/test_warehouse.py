@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ import pytest
 
 from wecom_assets.warehouse import publish, snapshots
 from wecom_assets.warehouse.connection import (
+    WarehouseDamagedError,
     WarehouseError,
     WarehouseLockedError,
     connect,
@@ -294,3 +296,55 @@ def test_a_process_killed_mid_write_leaves_the_previous_table(tmp_path: Path) ->
     with connect(path, lock_timeout=10) as conn:
         ids = conn.execute("SELECT id FROM wecom_departments ORDER BY id").fetchall()
     assert ids == [(1,), (2,), (3,)]
+
+
+def test_a_truncated_file_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    path = tmp_path / "wecom.duckdb"
+    with connect(path, lock_timeout=0) as conn:
+        _load_departments(conn, *range(1, 2000))
+        conn.execute(
+            "CREATE TABLE filler AS SELECT range AS i, 'x' || range AS s FROM range(300000)"
+        )
+    size = path.stat().st_size
+    with path.open("r+b") as handle:
+        handle.truncate(size - 4096)
+    with pytest.raises(WarehouseDamagedError, match=r"truncated.*move it aside"):
+        connect(path, lock_timeout=0)
+    assert path.stat().st_size == size - 4096
+
+
+def test_a_file_duckdb_cannot_read_is_reported_with_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "wecom.duckdb"
+    with connect(path, lock_timeout=0) as conn:
+        conn.execute(
+            "CREATE TABLE filler AS SELECT range AS i, 'x' || range AS s FROM range(300000)"
+        )
+    with path.open("r+b") as handle:
+        handle.truncate(path.stat().st_size // 2)
+    with pytest.raises(
+        WarehouseDamagedError, match=r"cannot read .*Restore the file from a backup"
+    ):
+        connect(path, lock_timeout=0)
+
+
+def test_a_sqlite_file_is_refused_without_loading_any_extension(tmp_path: Path) -> None:
+    path = tmp_path / "wecom.duckdb"
+    with sqlite3.connect(path) as sqlite:
+        sqlite.execute("CREATE TABLE t (x)")
+    with pytest.raises(WarehouseDamagedError, match=r"not a DuckDB database file.*SQLite"):
+        connect(path, lock_timeout=0)
+
+
+def test_warehouse_connections_never_download_or_load_extensions(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    settings = dict(
+        conn.execute(
+            "SELECT name, value FROM duckdb_settings() "
+            "WHERE name IN ('autoinstall_known_extensions', 'autoload_known_extensions')"
+        ).fetchall()
+    )
+    assert settings == {
+        "autoinstall_known_extensions": "false",
+        "autoload_known_extensions": "false",
+    }

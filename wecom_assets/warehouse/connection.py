@@ -17,6 +17,22 @@ import duckdb
 ConnectionConfig = dict[str, str | bool | int | float | list[str]]
 
 _LOCK_HINT = re.compile(r"lock", re.IGNORECASE)
+# A DuckDB file starts with a checksum (8 bytes) and the magic "DUCK"; its blocks follow a main
+# header and two database headers of 4 KiB each.
+_MAGIC = b"DUCK"
+_MAGIC_OFFSET = 8
+_HEADERS_BYTES = 3 * 4096
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+# The warehouse needs no extension beyond those built in. With auto-loading on, opening a file of
+# another kind (a SQLite file at WECOM_DUCKDB_PATH) makes DuckDB download one over the network.
+_NO_EXTENSION_DOWNLOADS: ConnectionConfig = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+_DAMAGED_ADVICE = (
+    "Nothing was written. Restore the file from a backup, or move it aside to start a new "
+    "warehouse: the next sync rebuilds the current tables, and the history starts anew."
+)
 
 
 class WarehouseError(Exception):
@@ -25,6 +41,10 @@ class WarehouseError(Exception):
 
 class WarehouseLockedError(WarehouseError):
     """Another process holds the DuckDB file lock for longer than the configured wait."""
+
+
+class WarehouseDamagedError(WarehouseError):
+    """The file is not a DuckDB database, or is truncated or corrupt; nothing was written."""
 
 
 def connect(
@@ -39,7 +59,9 @@ def connect(
     """Open the DuckDB file, waiting up to ``lock_timeout`` seconds for another process's lock.
 
     Waiting briefly rides out short overlaps; past the wait the error says which process holds the
-    lock (DuckDB names its program and PID) so the operator knows whom to ask.
+    lock (DuckDB names its program and PID) so the operator knows whom to ask. A file that is not a
+    DuckDB database, or that is shorter than its own header says, is refused before anything is
+    written: DuckDB would otherwise let the steps that do not read the missing blocks succeed.
 
     Args:
         path: The DuckDB file (its parent directory is created) or ``:memory:``.
@@ -51,18 +73,24 @@ def connect(
 
     Raises:
         WarehouseLockedError: the lock was still held after ``lock_timeout`` seconds.
+        WarehouseDamagedError: the file is not a DuckDB database, or is truncated or corrupt.
     """
     path = Path(path)
-    if str(path) != ":memory:":
+    in_memory = str(path) == ":memory:"
+    if not in_memory:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _check_kind(path)
+    settings = {**_NO_EXTENSION_DOWNLOADS, **(config or {})}
     deadline = clock() + lock_timeout
     delay = 0.1
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only, config=config or {})
+            conn = duckdb.connect(str(path), read_only=read_only, config=settings)
         except duckdb.IOException as error:
             if not _LOCK_HINT.search(str(error)):
-                raise
+                raise WarehouseDamagedError(
+                    f"DuckDB cannot read {path}: {error}. {_DAMAGED_ADVICE}"
+                ) from None
             remaining = deadline - clock()
             if remaining <= 0:
                 raise WarehouseLockedError(
@@ -73,6 +101,38 @@ def connect(
             # The last sleep is cut to the deadline, so the final try comes at the full wait.
             sleep(min(delay, remaining))
             delay = min(delay * 2, 2.0)
+            continue
+        if not in_memory:
+            _check_complete(conn, path)
+        return conn
+
+
+def _check_kind(path: Path) -> None:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(_SQLITE_MAGIC))
+    except FileNotFoundError:
+        return
+    if head and head[_MAGIC_OFFSET : _MAGIC_OFFSET + len(_MAGIC)] != _MAGIC:
+        kind = " (it is a SQLite database)" if head == _SQLITE_MAGIC else ""
+        raise WarehouseDamagedError(
+            f"{path} is not a DuckDB database file{kind}. Point WECOM_DUCKDB_PATH (or the "
+            "duckdb resource's database) at a DuckDB file or a path that does not exist yet. "
+            "Nothing was written."
+        )
+
+
+def _check_complete(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse a file shorter than the blocks its header lists (truncated by a copy or disk)."""
+    row = conn.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
+    expected = _HEADERS_BYTES + int(row[0]) * int(row[1]) if row else 0
+    actual = path.stat().st_size
+    if actual < expected:
+        conn.close()
+        raise WarehouseDamagedError(
+            f"DuckDB file {path} is truncated: it has {actual} bytes, its header lists "
+            f"{expected}. {_DAMAGED_ADVICE}"
+        )
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
