@@ -62,7 +62,8 @@ def _build_parser() -> argparse.ArgumentParser:
         description=(
             "Serve the WeCom contact API under /cgi-bin/ from an org file until SIGTERM or "
             "SIGINT. The corp id and secret are those in the org file. Control endpoints: "
-            "GET /sandbox/stats, POST /sandbox/reset, POST /sandbox/config, POST /sandbox/org."
+            "GET /sandbox/stats, POST /sandbox/reset, POST /sandbox/config, POST /sandbox/org, "
+            "GET /sandbox/webhook (messages the group robots delivered)."
         ),
         epilog=(
             "example: python -m wecom_assets.sandbox serve --org org.json --port-file url.txt "
@@ -113,6 +114,21 @@ def _build_parser() -> argparse.ArgumentParser:
         type=_department_ids,
         metavar="IDS",
         help="visible range: comma-separated root department ids, e.g. 2,5 (whole org)",
+    )
+    robots = serve.add_argument_group("group robots (webhook/send)")
+    robots.add_argument(
+        "--webhook-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="key of a group robot that exists (repeatable); other keys get errcode 93000",
+    )
+    robots.add_argument(
+        "--webhook-limit-per-minute",
+        type=int,
+        default=20,
+        metavar="N",
+        help="messages per robot per minute (20, as WeCom); beyond: errcode 45009",
     )
     faults = serve.add_argument_group("injected faults (probability per API call)")
     faults.add_argument(
@@ -197,6 +213,8 @@ def _serve(args: argparse.Namespace) -> int:
             gettoken_faults=args.gettoken_faults,
         ),
         seed=args.seed,
+        webhook_keys=args.webhook_key,
+        webhook_limit_per_minute=args.webhook_limit_per_minute,
     )
     stop = threading.Event()
 

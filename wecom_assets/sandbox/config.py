@@ -55,6 +55,11 @@ class SandboxConfig:
         visible_department_ids: Roots of the app's visible range; None: the whole org.
         faults: Injected faults.
         seed: Seed of the fault generator.
+        webhook_keys: Keys of the group robots that exist; ``webhook/send`` answers 93000 to
+            any other key.
+        webhook_limit_per_minute: Messages one robot delivers per window (WeCom: 20); beyond
+            it the answer is errcode 45009.
+        webhook_limit_window: Length of that window in seconds (60 in WeCom).
     """
 
     latency_ms: float = 0.0
@@ -65,6 +70,9 @@ class SandboxConfig:
     visible_department_ids: list[int] | None = None
     faults: FaultConfig = field(default_factory=FaultConfig)
     seed: int = 0
+    webhook_keys: list[str] = field(default_factory=list)
+    webhook_limit_per_minute: int = 20
+    webhook_limit_window: float = 60.0
 
     def to_dict(self) -> dict[str, Any]:
         """The config as JSON-able data (as ``POST /sandbox/config`` answers it)."""
@@ -107,6 +115,8 @@ def apply_changes(config: SandboxConfig, changes: Mapping[str, Any]) -> SandboxC
     faults = dataclasses.replace(config.faults, **fault_changes)
     if "visible_department_ids" in top and top["visible_department_ids"] is not None:
         top["visible_department_ids"] = list(top["visible_department_ids"])
+    if isinstance(top.get("webhook_keys"), list | tuple):
+        top["webhook_keys"] = list(top["webhook_keys"])
     result = dataclasses.replace(config, faults=faults, **top)
     validate(result)
     return result
@@ -125,6 +135,11 @@ def validate(config: SandboxConfig) -> None:
     _optional_integer(config.rate_limit_per_minute, "rate_limit_per_minute", minimum=1)
     _optional_integer(config.invalidate_every, "invalidate_every", minimum=1)
     _optional_integer(config.faults.fail_after, "fail_after", minimum=0)
+    _integer(config.webhook_limit_per_minute, "webhook_limit_per_minute", minimum=1)
+    _number(config.webhook_limit_window, "webhook_limit_window", minimum=0, exclusive=True)
+    keys = config.webhook_keys
+    if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+        raise ValueError("webhook_keys must be a list of non-empty strings")
     if not isinstance(config.faults.gettoken_faults, bool):
         raise ValueError("gettoken_faults must be true or false")
     ids = config.visible_department_ids

@@ -26,6 +26,7 @@ from wecom_assets.sandbox.faults import FaultInjector
 from wecom_assets.sandbox.index import ApiError, OrgIndex, encode
 from wecom_assets.sandbox.org import check_org
 from wecom_assets.sandbox.token_issuer import TokenRegistry
+from wecom_assets.sandbox.webhook import WEBHOOK_PATH, WebhookInbox
 
 JSON_TYPE = "application/json; charset=UTF-8"
 HTML_TYPE = "text/html; charset=UTF-8"
@@ -39,16 +40,19 @@ ERRMSG: dict[int, str] = {
     40001: "invalid credential",
     40013: "invalid corpid",
     40014: "invalid access_token",
+    40008: "invalid message type",
     40058: "invalid Request Parameter",
     41001: "access_token missing",
     42001: "access_token expired",
     43002: "require POST method",
+    44004: "content is empty",
     45009: "api freq out of limit",
     47001: "data format error",
     60003: "department not found",
     60011: "no privilege to access/modify contact/party/agent",
     60111: "userid not found",
     60123: "invalid party id",
+    93000: "invalid webhook url",
 }
 
 # Someone who points real credentials (or a client meant for WeCom) at the sandbox gets 40013 for
@@ -121,6 +125,7 @@ class SandboxEngine:
         self._limiter = SlidingWindowLimiter(clock)
         self._faults = FaultInjector(self._config.seed)
         self._stats = Stats()
+        self._webhook = WebhookInbox(clock)
         self._hints = itertools.count(1)
 
     @property
@@ -181,10 +186,16 @@ class SandboxEngine:
             return self._stats.snapshot()
 
     def reset_stats(self) -> None:
-        """Zero the counts; tokens, limits and settings stay as they are."""
+        """Zero the counts and forget delivered robot messages; tokens, limits, settings stay."""
         with self._lock:
             self._stats.reset()
             self._faults.restart_outage_count()
+            self._webhook.clear()
+
+    def webhook_messages(self) -> list[dict[str, Any]]:
+        """Messages the group robots delivered, oldest first (see :class:`WebhookInbox`)."""
+        with self._lock:
+            return self._webhook.messages()
 
     def connection_opened(self) -> None:
         """Count a client connection (keep-alive clients open few)."""
@@ -210,7 +221,7 @@ class SandboxEngine:
         """
         request = _Request(method, path, query, body, client_ip)
         is_token = path == "gettoken"
-        if not is_token and path not in ENDPOINTS:
+        if not is_token and path != WEBHOOK_PATH and path not in ENDPOINTS:
             return html_reply(404)
         config = self._config
         with self._lock:
@@ -252,6 +263,8 @@ class SandboxEngine:
             return Reply(200, encode({"errcode": -1, "errmsg": sandbox_errmsg(-1)}), errcode=-1)
         if request.path == "gettoken":
             reply = self._gettoken(request)
+        elif request.path == WEBHOOK_PATH:
+            reply = self._robot_post(request)
         else:
             reply = self._call(request)
         # A cut-off answer carries no errcode the client can read (a gettoken so answered failed).
@@ -293,6 +306,22 @@ class SandboxEngine:
             return self._error(errcode, request.client_ip)
         payload = {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": expires_in}
         return Reply(200, encode(payload), errcode=0)
+
+    def _robot_post(self, request: _Request) -> Reply:
+        """A group robot's message: the key instead of a token, 20 a minute per robot."""
+        config = self._config
+        with self._lock:
+            errcode = self._webhook.receive(
+                request.method,
+                request.query.get("key", ""),
+                request.body,
+                keys=config.webhook_keys,
+                limit_per_minute=config.webhook_limit_per_minute,
+                window=config.webhook_limit_window,
+            )
+        if errcode:
+            return self._error(errcode, request.client_ip)
+        return Reply(200, encode({"errcode": 0, "errmsg": "ok"}), errcode=0)
 
     def _call(self, request: _Request) -> Reply:
         config, path = self._config, request.path

@@ -32,6 +32,12 @@ class SandboxControl:
             stats: dict[str, Any] = json.load(answer)
         return stats
 
+    def webhook_messages(self) -> list[dict[str, Any]]:
+        """What group robots delivered, oldest first (``GET /sandbox/webhook``)."""
+        with urllib.request.urlopen(f"{self.url}/sandbox/webhook", timeout=10) as answer:
+            messages: list[dict[str, Any]] = json.load(answer)["messages"]
+        return messages
+
     def configure(self, **changes: Any) -> dict[str, Any]:
         """Change behaviour live (``POST /sandbox/config``), e.g. ``fail_after=10``."""
         return self._post("config", changes)

@@ -7,7 +7,8 @@ Each connection gets its own thread, so simulated latency never blocks other req
 
 Control endpoints for tests that run the sandbox in another process:
 ``GET /sandbox/stats``, ``POST /sandbox/reset``, ``GET|POST /sandbox/config`` (JSON body of
-SandboxConfig/FaultConfig fields to change), ``POST /sandbox/org`` (JSON org to serve instead).
+SandboxConfig/FaultConfig fields to change), ``POST /sandbox/org`` (JSON org to serve instead),
+``GET /sandbox/webhook`` (the messages group robots delivered).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 _API_PREFIX = "/cgi-bin/"
 _CONTROL_PREFIX = "/sandbox/"
-_SECRET_PARAMS = re.compile(r"(access_token|corpsecret)=[^&\s'\"]*")
+_SECRET_PARAMS = re.compile(r"\b(access_token|corpsecret|key)=[^&\s'\"]*")
 
 
 def exposure_warning(host: str) -> str | None:
@@ -66,7 +67,7 @@ def exposure_warning(host: str) -> str | None:
 
 
 def _redact(text: str) -> str:
-    """Hide token and secret values: the sandbox's own logs must not leak what tests look for."""
+    """Hide tokens, secrets and robot keys: the sandbox's logs must not leak what tests look for."""
     return _SECRET_PARAMS.sub(r"\1=***", text)
 
 
@@ -225,6 +226,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if post:
                     engine.update_config(_json_object(body))
                 return Reply(200, encode(engine.config.to_dict()))
+            if name == "webhook" and not post:
+                return Reply(200, encode({"messages": engine.webhook_messages()}))
             if name == "org" and post:
                 org = _json_object(body)
                 engine.replace_org(org)
@@ -368,8 +371,12 @@ class SandboxServer:
         return self.engine.stats()
 
     def reset_stats(self) -> None:
-        """Zero the counts (tokens, limits and settings stay)."""
+        """Zero the counts and forget robot messages (tokens, limits and settings stay)."""
         self.engine.reset_stats()
+
+    def webhook_messages(self) -> list[dict[str, Any]]:
+        """What group robots delivered, oldest first: ``msgtype``, ``content``, ``body``."""
+        return self.engine.webhook_messages()
 
     def update_config(self, **changes: Any) -> SandboxConfig:
         """Change settings live: any SandboxConfig or FaultConfig field, e.g. ``busy_rate=0.03``.
