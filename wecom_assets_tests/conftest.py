@@ -1,15 +1,19 @@
-"""Shared fixtures: a small generated org and a running sandbox that serves it."""
+"""Shared fixtures: a small generated org, running sandboxes, DuckDB, the Dagster UI stack."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import duckdb
 import pytest
 
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.sandbox.server import SandboxConfig, SandboxServer
+
+if TYPE_CHECKING:
+    from ui_support import UiStack
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +49,21 @@ def sandbox(
 ) -> SandboxServer:
     """A well-behaved sandbox serving ``sandbox_org`` on a free port."""
     return start_sandbox(sandbox_org)
+
+
+@pytest.fixture
+def conn() -> Iterator[duckdb.DuckDBPyConnection]:
+    """An empty in-memory DuckDB database, closed after the test."""
+    with duckdb.connect(":memory:") as connection:
+        yield connection
+
+
+@pytest.fixture(scope="session")
+def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
+    """The sandbox and ``dg dev`` on free ports, started once for every UI test of the session."""
+    # Imported here: the stack's modules (dagster, dagster-graphql) take seconds to import, which
+    # sessions without a UI test should not pay.
+    from ui_support import running_ui_stack
+
+    with running_ui_stack(tmp_path_factory.mktemp("ui_stack")) as stack:
+        yield stack

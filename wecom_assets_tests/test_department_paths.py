@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,12 +20,6 @@ PATHS_SQL = "SELECT id, depth, id_path, name_path, path_names FROM wecom_departm
 @pytest.fixture(scope="module")
 def org() -> dict[str, Any]:
     return generate_org(users=60, departments=40, seed=5, max_depth=5)
-
-
-@pytest.fixture
-def conn() -> Iterator[duckdb.DuckDBPyConnection]:
-    with duckdb.connect(":memory:") as connection:
-        yield connection
 
 
 def _expected(departments: list[dict[str, Any]]) -> set[tuple[Any, ...]]:

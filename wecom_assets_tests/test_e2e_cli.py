@@ -11,23 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster_support import (
-    DEPARTMENT_COLUMNS,
-    expected_departments,
-    expected_membership,
-    expected_users,
-    table_rows,
-    users_sql,
-)
-from e2e_support import CliResult, cli_env, find_leaks, materialize, prepare_dagster_home
+from e2e_env import cli_env
+from e2e_instance import prepare_dagster_home
+from e2e_processes import CORE_ASSETS, CliResult, materialize
+from leak_scan import find_leaks
+from warehouse_oracle import assert_warehouse_holds
 
 from wecom_assets.sandbox.org import generate_org, save_org
 from wecom_assets.sandbox.process import SandboxProcess, serve_in_subprocess
 
 pytestmark = pytest.mark.e2e
-
-MEMBERSHIP_SQL = "SELECT userid, department_id, sort_order, is_leader, is_main FROM dept_membership"
-SELECTION = ("wecom_departments", "wecom_users", "dept_membership")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +34,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sandbox(org: dict[str, Any], workdir: Path) -> Iterator[SandboxProcess]:
+def sandbox_process(org: dict[str, Any], workdir: Path) -> Iterator[SandboxProcess]:
+    """The sandbox in a child process, as the step processes of a deployment reach WeCom."""
     org_path = workdir / "org.json"
     save_org(org, org_path)
     with serve_in_subprocess(org_path) as served:
@@ -50,7 +44,7 @@ def sandbox(org: dict[str, Any], workdir: Path) -> Iterator[SandboxProcess]:
 
 @pytest.fixture(scope="module")
 def runs(
-    org: dict[str, Any], workdir: Path, sandbox: SandboxProcess
+    org: dict[str, Any], workdir: Path, sandbox_process: SandboxProcess
 ) -> list[tuple[CliResult, dict[str, Any]]]:
     """Two runs in a row on one migrated instance; each CLI result and the sandbox's counts."""
     home = prepare_dagster_home(workdir / "dagster_home")
@@ -59,28 +53,23 @@ def runs(
         duckdb_path=workdir / "wecom.duckdb",
         corp_id=org["corp_id"],
         corp_secret=org["corp_secret"],
-        base_url=sandbox.url,
+        base_url=sandbox_process.url,
     )
     done = []
     for number in range(2):
-        sandbox.reset()
+        sandbox_process.reset()
         result = materialize(
-            SELECTION, env=env, cwd=workdir, log_dir=workdir / "logs", name=f"run{number}"
+            CORE_ASSETS, env=env, cwd=workdir, log_dir=workdir / "logs", name=f"run{number}"
         )
         assert result.returncode == 0, result.explain()
-        done.append((result, sandbox.stats()))
+        done.append((result, sandbox_process.stats()))
     return done
 
 
 def test_the_cli_run_writes_tables_equal_to_the_org(
     org: dict[str, Any], workdir: Path, runs: list[tuple[CliResult, dict[str, Any]]]
 ) -> None:
-    database = workdir / "wecom.duckdb"
-    assert table_rows(database, f"SELECT {DEPARTMENT_COLUMNS} FROM wecom_departments") == (
-        expected_departments(org)
-    )
-    assert table_rows(database, users_sql()) == expected_users(org)
-    assert table_rows(database, MEMBERSHIP_SQL) == expected_membership(org)
+    assert_warehouse_holds(workdir / "wecom.duckdb", org)
 
 
 def test_three_step_processes_share_one_token(runs: list[tuple[CliResult, dict[str, Any]]]) -> None:
@@ -100,10 +89,10 @@ def test_a_second_run_within_the_tokens_life_fetches_no_token(
 def test_neither_secret_nor_token_is_left_in_home_database_or_output(
     org: dict[str, Any],
     workdir: Path,
-    sandbox: SandboxProcess,
+    sandbox_process: SandboxProcess,
     runs: list[tuple[CliResult, dict[str, Any]]],
 ) -> None:
-    tokens = sandbox.stats()["issued_tokens"]
+    tokens = sandbox_process.stats()["issued_tokens"]
     assert tokens
     needles = {"corp secret": org["corp_secret"]}
     needles.update({f"token {i}": token for i, token in enumerate(tokens)})

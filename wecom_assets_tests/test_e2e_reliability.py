@@ -26,25 +26,18 @@ from typing import Any
 
 import duckdb
 import pytest
-from dagster_support import (
-    DEPARTMENT_COLUMNS,
-    expected_departments,
-    expected_membership,
-    expected_users,
-    table_rows,
-    users_sql,
-)
-from e2e_support import (
-    CORE_ASSETS,
-    CliResult,
-    RunningCli,
-    check_outcomes,
-    cli_env,
-    find_leaks,
-    launch_materialize,
-    prepare_dagster_home,
-    run_config,
-    step_windows,
+from dagster_support import expected_departments
+from e2e_env import cli_env
+from e2e_events import check_outcomes, step_windows
+from e2e_instance import prepare_dagster_home
+from e2e_processes import CORE_ASSETS, CliResult, RunningCli, launch_materialize
+from e2e_run_config import run_config
+from leak_scan import find_leaks
+from warehouse_oracle import (
+    assert_same_tables,
+    assert_warehouse_holds,
+    expected_tables,
+    warehouse_tables,
 )
 
 from wecom_assets.sandbox.org import generate_org, subtree_ids, visible_view
@@ -54,7 +47,6 @@ pytestmark = pytest.mark.e2e
 
 logger = logging.getLogger(__name__)
 
-MEMBERSHIP_SQL = "SELECT userid, department_id, sort_order, is_leader, is_main FROM dept_membership"
 DEFAULT_SANDBOX = dataclasses.asdict(SandboxConfig())
 POOL_STEPS = set(CORE_ASSETS)
 LOCK_ERRORS = ("Could not set lock", "WarehouseLockedError", "Conflicting lock")
@@ -151,7 +143,7 @@ def baseline(world: World, org: dict[str, Any]) -> Path:
     database = world.database(_scenario_dir(world, "baseline"))
     result = world.sync("baseline", app, database)
     assert result.returncode == 0, result.explain()
-    assert_tables(database, org)
+    assert_warehouse_holds(database, org)
     assert not database.with_name(database.name + ".wal").exists()
     return database
 
@@ -160,23 +152,6 @@ def _scenario_dir(world: World, name: str) -> Path:
     path = world.root / name
     path.mkdir()
     return path
-
-
-def tables(database: Path) -> tuple[set[Any], set[Any], set[Any]]:
-    """Departments, users and membership rows (without ``synced_at``)."""
-    return (
-        table_rows(database, f"SELECT {DEPARTMENT_COLUMNS} FROM wecom_departments"),
-        table_rows(database, users_sql()),
-        table_rows(database, MEMBERSHIP_SQL),
-    )
-
-
-def assert_tables(database: Path, org: dict[str, Any], visible: list[int] | None = None) -> None:
-    """All three tables equal the org as an app with that visible range sees it, exactly."""
-    departments, users, membership = tables(database)
-    assert departments == expected_departments(org, visible)
-    assert users == expected_users(org, visible)
-    assert membership == expected_membership(org, visible)
 
 
 def reorganised(org: dict[str, Any]) -> dict[str, Any]:
@@ -226,7 +201,7 @@ def test_mixed_transient_faults_and_token_churn_still_give_exact_tables(
     result = world.sync("faults", app, database)
 
     assert result.returncode == 0, result.explain()
-    assert_tables(database, org)
+    assert_warehouse_holds(database, org)
     stats = world.sandbox.stats()
     logger.info("faults: %.1fs, sandbox stats %s", result.seconds, _counts(stats))
     assert {k: v for k, v in stats["faults"].items() if v == 0} == {"outage": 0}
@@ -244,7 +219,7 @@ def test_a_tight_rate_limit_completes_exactly_with_few_rate_limit_answers(
     result = world.sync("rate_limit", app, database, config=config)
 
     assert result.returncode == 0, result.explain()
-    assert_tables(database, org)
+    assert_warehouse_holds(database, org)
     stats = world.sandbox.stats()
     rejected = stats["errcodes"].get(45009, 0)
     logger.info("rate limit: %d x 45009 in %.1fs, %s", rejected, result.seconds, _counts(stats))
@@ -273,10 +248,10 @@ def test_an_outage_mid_run_fails_in_bounded_time_and_leaves_whole_snapshots(
     assert not steps["wecom_users"].succeeded
     assert steps["wecom_users"].seconds < retry_budget + 5
     assert "dept_membership" not in steps
-    departments, users, membership = tables(database)
-    assert departments == expected_departments(today)
-    assert users == expected_users(org)
-    assert membership == expected_membership(org)
+    yesterday_with_todays_departments = dataclasses.replace(
+        expected_tables(org), wecom_departments=expected_departments(today)
+    )
+    assert_same_tables(warehouse_tables(database), yesterday_with_todays_departments)
 
 
 def test_a_wrong_secret_fails_fast_without_retrying_gettoken(
@@ -306,7 +281,7 @@ def test_a_wrong_secret_fails_fast_without_retrying_gettoken(
     assert stats["calls"] == {}
     assert steps["wecom_departments"].seconds < 5
     assert "wecom_users" not in steps
-    assert_tables(database, org)
+    assert_warehouse_holds(database, org)
 
 
 def two_subtrees(org: dict[str, Any]) -> list[int]:
@@ -335,7 +310,7 @@ def test_a_partial_visible_range_loads_exactly_the_visible_subtrees(
     result = world.sync("visible_range", app, database)
 
     assert result.returncode == 0, result.explain()
-    assert_tables(database, org, visible)
+    assert_warehouse_holds(database, org, visible)
     in_range = subtree_ids(org["departments"], visible)
     with duckdb.connect(str(database), read_only=True) as conn:
         invented_leaders = conn.execute(
@@ -382,7 +357,7 @@ def test_two_runs_at_once_queue_on_the_pool_and_never_hit_the_file_lock(
     ]
     assert len(windows) == 6
     assert all(window.succeeded for window in windows)
-    assert_tables(database, today)
+    assert_warehouse_holds(database, today)
 
 
 HOLDER = textwrap.dedent(
@@ -423,7 +398,7 @@ def test_an_open_reader_makes_the_run_wait_then_fail_naming_the_holder(
     logger.info("reader: departments step gave up after %.1fs", steps["wecom_departments"].seconds)
     assert wait <= steps["wecom_departments"].seconds < wait + 10
     assert "wecom_users" not in steps
-    assert_tables(database, org)
+    assert_warehouse_holds(database, org)
 
 
 LONG_USERID = "Contractor.External.Account." + "x" * 36
@@ -520,10 +495,8 @@ def test_malformed_api_data_is_loaded_faithfully_or_rejected_by_a_clear_check(
     assert loaded.returncode == 0, loaded.explain()
     # WeCom userids are case-insensitive: both spellings are one member, kept as first listed.
     duplicate = "zhangsan"
-    departments, users, membership = tables(database)
-    assert departments == expected_departments(weird)
-    assert users == {u for u in expected_users(weird) if u[0] != duplicate}
-    assert membership == {m for m in expected_membership(weird) if m[0] != duplicate}
+    loaded_tables = warehouse_tables(database)
+    assert_same_tables(loaded_tables, expected_tables(weird).without_users(duplicate))
     with duckdb.connect(str(database), read_only=True) as conn:
         rows = {
             r[0]: r[1:]
@@ -575,7 +548,7 @@ def test_malformed_api_data_is_loaded_faithfully_or_rejected_by_a_clear_check(
     assert "Ids: 5" in rejected.output
     outcomes = check_outcomes(world.home, rejected.run_id)
     assert outcomes[("wecom_departments", "department_tree_is_sound")] is False
-    assert tables(database) == (departments, users, membership)
+    assert_same_tables(warehouse_tables(database), loaded_tables)
 
 
 def test_the_shrink_guard_keeps_yesterday_until_the_run_allows_the_drop(
@@ -596,7 +569,7 @@ def test_the_shrink_guard_keeps_yesterday_until_the_run_allows_the_drop(
         f"{len(visible_view(org, visible)['departments'])} rows"
     ) in refused.output, refused.explain()
     assert "rerun with the run config `max_shrink_fraction: 1.0`" in refused.output
-    assert_tables(database, org)
+    assert_warehouse_holds(database, org)
 
     allow = {"max_shrink_fraction": 1.0}
     allowed = world.sync(
@@ -607,7 +580,7 @@ def test_the_shrink_guard_keeps_yesterday_until_the_run_allows_the_drop(
     )
 
     assert allowed.returncode == 0, allowed.explain()
-    assert_tables(database, org, visible)
+    assert_warehouse_holds(database, org, visible)
 
 
 def test_no_secret_or_token_is_left_in_the_instance_the_database_or_the_output(

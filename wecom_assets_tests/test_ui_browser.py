@@ -11,14 +11,7 @@ from urllib.parse import quote
 
 import dagster as dg
 import pytest
-from dagster_support import (
-    DEPARTMENT_COLUMNS,
-    expected_departments,
-    expected_membership,
-    expected_users,
-    table_rows,
-    users_sql,
-)
+from dagster_support import expected_users
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from ui_support import (
     ARTIFACTS,
@@ -26,8 +19,8 @@ from ui_support import (
     DISMISS_COMMUNITY_DIALOG,
     UiStack,
     chromium_executable,
-    ui_stack,  # noqa: F401 - session fixture
 )
+from warehouse_oracle import assert_warehouse_holds
 
 from wecom_assets.definitions import defs
 from wecom_assets.warehouse.tables import USERS
@@ -37,7 +30,6 @@ pytestmark = pytest.mark.browser
 expect.set_options(timeout=30_000)
 
 WECOM_ASSETS = ("wecom_departments", "wecom_users", "dept_membership")
-MEMBERSHIP_SQL = "SELECT userid, department_id, sort_order, is_leader, is_main FROM dept_membership"
 # The lineage view filtered to the three tables (the URL the selection box produces), so their nodes
 # show details and "Materialize all" covers exactly them and their checks.
 GRAPH_PATH = "/asset-groups~" + quote(" or ".join(f'key:"{asset}"' for asset in WECOM_ASSETS)) + "/"
@@ -85,7 +77,7 @@ def _graph_node(page: Page, asset: str) -> Locator:
 
 
 def test_materialize_all_from_the_asset_graph_fills_the_tables(
-    ui_stack: UiStack,  # noqa: F811 - the imported fixture
+    ui_stack: UiStack,
     page: Page,
 ) -> None:
     stack = ui_stack
@@ -138,16 +130,11 @@ def test_materialize_all_from_the_asset_graph_fills_the_tables(
     )
     _shot(page, stack, "5-wecom-users-checks")
 
-    database = stack.database
-    assert table_rows(database, f"SELECT {DEPARTMENT_COLUMNS} FROM wecom_departments") == (
-        expected_departments(stack.org)
-    )
-    assert table_rows(database, users_sql()) == users
-    assert table_rows(database, MEMBERSHIP_SQL) == expected_membership(stack.org)
+    assert_warehouse_holds(stack.database, stack.org)
 
 
 def test_resource_page_shows_env_var_names_not_the_secret(
-    ui_stack: UiStack,  # noqa: F811 - the imported fixture
+    ui_stack: UiStack,
     page: Page,
 ) -> None:
     page.goto(f"{ui_stack.url}/locations/wecom_assets/resources/wecom")
@@ -159,7 +146,7 @@ def test_resource_page_shows_env_var_names_not_the_secret(
 
 
 def test_launchpad_shows_the_secret_as_an_env_var_reference(
-    ui_stack: UiStack,  # noqa: F811 - the imported fixture
+    ui_stack: UiStack,
     page: Page,
 ) -> None:
     page.goto(f"{ui_stack.url}/locations/wecom_assets/jobs/wecom_sync/playground")

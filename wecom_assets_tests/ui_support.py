@@ -4,6 +4,10 @@ The stack is what ``make ui`` runs: the sandbox and ``dg dev`` (webserver, daemo
 through :class:`wecom_assets.dev.dev_ui.DevServer`, on free ports, with a tmp ``DAGSTER_HOME`` that
 holds this repository's ``dagster.yaml`` and a tmp DuckDB file. Its log and the screenshots go to
 ``test-artifacts/`` (git-ignored) so a failure can be read after the run.
+
+The ``ui_stack`` fixture in ``conftest.py`` starts it with :func:`running_ui_stack`; a session
+fixture imported into test modules instead would be a separate fixture in each of them, and each
+would start its own stack.
 """
 
 from __future__ import annotations
@@ -12,14 +16,17 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import requests
 from dagster_graphql import DagsterGraphQLClient
-from e2e_support import cli_env
+from e2e_env import cli_env
+from e2e_instance import new_dagster_home
 
 from wecom_assets.dev.dev_ui import DevServer, free_port
 from wecom_assets.sandbox.org import generate_org
@@ -47,6 +54,9 @@ CHROMIUM_ARGS = (
 DISMISS_COMMUNITY_DIALOG = "window.localStorage.setItem('communityNux', JSON.stringify('1'))"
 
 TERMINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
+
+# The DAGSTER_HOME of every stack this session started; the suite asserts there is one.
+STARTED_STACKS: list[Path] = []
 
 
 def chromium_executable() -> str:
@@ -123,13 +133,14 @@ def stack_env(org: dict[str, Any], sandbox_url: str, home: Path, database: Path)
     )
 
 
-@pytest.fixture(scope="session")
-def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
-    """Sandbox + ``dg dev`` on free ports for the whole session; stopped as Ctrl-C stops it."""
-    tmp = tmp_path_factory.mktemp("ui_stack")
-    home = tmp / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+@contextmanager
+def running_ui_stack(tmp: Path) -> Iterator[UiStack]:
+    """Sandbox + ``dg dev`` on free ports, in ``tmp``; stopped as Ctrl-C stops it.
+
+    Leaving the block sends ``dg dev`` a SIGINT and fails unless it exits cleanly and leaves no
+    process of the stack behind.
+    """
+    home = new_dagster_home(tmp / "dagster_home")
     database = tmp / "wecom.duckdb"
     ARTIFACTS.mkdir(exist_ok=True)
     org = generate_org(users=200, departments=30, seed=7)
@@ -139,6 +150,7 @@ def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
     ):
         server = DevServer(stack_env(org, sandbox.url, home, database), home, free_port(), log)
         server.start()
+        STARTED_STACKS.append(home)
         try:
             server.wait_until_ready()
             yield UiStack(org, sandbox, server, home, database)
@@ -150,16 +162,15 @@ def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
 
 
 def processes_mentioning(text: str) -> dict[int, str]:
-    """Running processes whose command line contains ``text`` (the instance path, for one)."""
+    """Running processes whose command line contains ``text`` (the instance path, for one).
+
+    Zombies are left out: a child that exited and is waiting to be reaped runs nothing.
+    """
     found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for process in psutil.process_iter(["pid", "cmdline", "status"]):
+        if process.info["pid"] == os.getpid() or process.info["status"] == psutil.STATUS_ZOMBIE:
             continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if text in cmdline and state != "Z":
-            found[int(entry.name)] = cmdline[:200]
+        cmdline = " ".join(process.info["cmdline"] or ())
+        if text in cmdline:
+            found[process.info["pid"]] = cmdline[:200]
     return found
