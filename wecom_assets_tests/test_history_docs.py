@@ -1,126 +1,244 @@
-"""Every SQL example of the README runs as written and answers its question.
+"""Every SQL example of the README runs as written and gives the answer its question asks for.
 
-The database holds three syncs of an evolving generated org: two months ago, in the previous
-calendar month and a minute ago, so "last month" and "last 30 days" examples have rows.
+The answers are worked out from the org payloads of the syncs in ``readme_history`` and the record
+of what changed between them. An example is identified by the question the README asks just before
+it (or by its ``--`` comment when one block holds several queries), so rewording a question, or
+adding an example whose answer nobody checks, fails here too.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-from history_support import load_snapshot, plain_users
+from history_support import expected_intervals
+from readme_history import A_WEEK_AGO, SYNCS, TODAY, History, five_syncs
 
-from wecom_assets.sandbox.evolve import OrgEditor
-from wecom_assets.sandbox.org import generate_org
-from wecom_assets.warehouse import history
+from wecom_assets.wecom.models import Department, User
 
 DOC = Path(__file__).resolve().parent.parent / "README.md"
-BLOCKS = re.findall(r"```sql\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.DOTALL)
-RESEARCH, PRODUCT = 990_001, 990_002
+# A ```sql block and the paragraph right above it.
+FENCED_SQL = re.compile(r"([^\n]+(?:\n[^\n]+)*)\n\n```sql\n(.*?)```", flags=re.DOTALL)
+
+Rows = list[tuple[Any, ...]]
 
 
-def _block(containing: str) -> str:
-    (block,) = [b for b in BLOCKS if containing in b]
-    return block
+def _question(text: str) -> str:
+    """The question a caption asks: its words up to the first parenthesis or colon."""
+    return re.split(r"\s\(|:", " ".join(text.split()), maxsplit=1)[0].removeprefix("-- ")
+
+
+def _examples(markdown: str) -> list[tuple[str, str]]:
+    """``(question, sql)`` for every example of the README."""
+    examples = []
+    for caption, block in FENCED_SQL.findall(markdown):
+        statements = [s.strip() + ";" for s in block.split(";\n") if s.strip()]
+        if all(s.startswith("--") for s in statements):
+            examples += [(_question(s.splitlines()[0]), s) for s in statements]
+        else:
+            examples.append((_question(caption), block))
+    return examples
+
+
+EXAMPLES = _examples(DOC.read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
-def example(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    times = [month_start - timedelta(days=40), month_start - timedelta(days=10), now]
-    org = OrgEditor(generate_org(users=300, departments=40, seed=12))
-    org.add_department(RESEARCH, "研发中心", 1)
-    org.add_department(PRODUCT, "产品中心", 1)
-    movers = plain_users(org, 4)
-    leavers = plain_users(org, 7)[4:]
-    for userid in movers:
-        org.move(userid, RESEARCH)
-    database = tmp_path_factory.mktemp("docs") / "wecom.duckdb"
-    with duckdb.connect(str(database)) as conn:
-        load_snapshot(conn, org.snapshot(), times[0])
-        history.apply_snapshot(conn)
-        org.move(movers[0], PRODUCT)
-        org.move(movers[1], PRODUCT)
-        org.leave(leavers[0])
-        org.join("new.hire.1", "新同事甲", PRODUCT)
-        org.join("new.hire.2", "新同事乙", RESEARCH)
-        org.rename_department(org.data["departments"][3]["id"], "更名部")
-        load_snapshot(conn, org.snapshot(), times[1])
-        history.apply_snapshot(conn)
-        org.move(movers[2], PRODUCT)
-        org.leave(leavers[1])
-        org.join("new.hire.3", "新同事丙", PRODUCT)
-        org.rename_department(org.data["departments"][4]["id"], "又更名部")
-        load_snapshot(conn, org.snapshot(), times[2])
-        history.apply_snapshot(conn)
-    return {"database": database, "times": times, "movers": movers, "leavers": leavers}
+def synced(tmp_path_factory: pytest.TempPathFactory) -> History:
+    return five_syncs(tmp_path_factory.mktemp("docs") / "wecom.duckdb")
 
 
-def _run(database: Path, sql: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(database), read_only=True) as conn:
-        return conn.execute(sql).fetchall()
+def _within_30_days(at: datetime) -> bool:
+    return at >= datetime.now(UTC) - timedelta(days=30)
 
 
-def test_the_docs_answer_the_questions_of_the_issue() -> None:
-    text = DOC.read_text(encoding="utf-8")
-    for question in (
-        "Who joined last month",
-        "Who moved from 研发 to 产品",
-        "Headcount per top-level department over time",
-        "The org as of a date",
-    ):
-        assert question in text
-    assert len(BLOCKS) >= 8
+def _last_month(at: datetime) -> bool:
+    this_month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    return last_month <= at < this_month
 
 
-@pytest.mark.parametrize("sql", BLOCKS, ids=[f"example_{i + 1}" for i in range(len(BLOCKS))])
-def test_every_sql_example_runs_as_written_and_returns_rows(
-    example: dict[str, Any], sql: str
-) -> None:
-    assert _run(example["database"], sql)
+def _active_members_per_department(h: History, rows: Rows) -> None:
+    names = {i: path[-1] for i, path in h.paths(TODAY).items()}
+    active = [u for u in h.users(TODAY).values() if u.status == 1]
+    expected = Counter(names[d] for u in active for d in u.departments)
+    assert sorted(rows) == sorted(expected.items())
+    assert [row[1] for row in rows] == sorted(expected.values(), reverse=True)
 
 
-def test_who_joined_last_month_lists_the_joiners_of_the_previous_month(
-    example: dict[str, Any],
-) -> None:
-    rows = _run(example["database"], _block("event = 'joined'"))
-    assert [(row[0], row[1], row[3].split("/")[-1]) for row in rows] == [
-        (example["times"][1], "new.hire.1", "产品中心"),
-        (example["times"][1], "new.hire.2", "研发中心"),
+def _who_leads_what(h: History, rows: Rows) -> None:
+    names = {i: path[-1] for i, path in h.paths(TODAY).items()}
+    expected = [
+        (names[d], u.name)
+        for u in h.users(TODAY).values()
+        for d, leads in zip(u.departments, u.leader_flags, strict=True)
+        if leads
     ]
+    assert expected
+    assert sorted(rows) == sorted(expected)
 
 
-def test_who_moved_from_research_to_product_lists_exactly_those_moves(
-    example: dict[str, Any],
-) -> None:
-    rows = _run(example["database"], _block("LIKE '%研发%'"))
-    movers, times = example["movers"], example["times"]
-    assert {(row[0], row[1]) for row in rows} == {
-        (times[1], movers[0]),
-        (times[1], movers[1]),
-        (times[2], movers[2]),
-    }
+def _people_in_several_departments(h: History, rows: Rows) -> None:
+    users = sorted(h.users(TODAY).items())
+    expected = [(i, u.name, list(u.departments)) for i, u in users if len(u.departments) > 1]
+    assert expected
+    assert rows == expected
 
 
-def test_headcount_over_time_follows_the_joins_and_moves(example: dict[str, Any]) -> None:
-    rows = _run(example["database"], _block("FROM days AS d"))
+def _joined_last_month(h: History, rows: Rows) -> None:
+    expected = []
+    for sync, userid in h.changes("joined"):
+        user = h.users(sync)[userid]
+        if _last_month(h.times[sync]):
+            expected.append((h.times[sync], userid, user.name, h.path(sync, user.main_department)))
+    assert expected
+    assert rows == sorted(expected)
+
+
+def _left_in_the_last_30_days(h: History, rows: Rows) -> None:
+    expected = []
+    for sync, userid in h.changes("left"):
+        before = h.users(sync - 1)[userid]
+        if _within_30_days(h.times[sync]):
+            path = h.path(sync - 1, before.main_department)
+            expected.append((h.times[sync], userid, before.name, path))
+    assert expected
+    assert rows == sorted(expected)
+
+
+def _moved_from_research_to_product(h: History, rows: Rows) -> None:
+    expected = []
+    moves = h.changes("moved")
+    for sync, userid in moves:
+        before = h.path(sync - 1, h.users(sync - 1)[userid].main_department)
+        after = h.path(sync, h.users(sync)[userid].main_department)
+        if "研发" in before and "产品" in after:
+            expected.append((h.times[sync], userid, h.users(sync)[userid].name, before, after))
+    assert 0 < len(expected) < len(moves)
+    assert rows == sorted(expected)
+
+
+def _top_level_headcount(h: History, sync: int) -> Counter[str]:
+    paths = h.paths(sync)
+    return Counter(
+        paths[u.main_department][1]
+        for u in h.users(sync).values()
+        if u.status == 1 and u.main_department in paths and len(paths[u.main_department]) >= 2
+    )
+
+
+def _headcount_over_time(h: History, rows: Rows) -> None:
+    last_sync_of_day = {h.day(sync): sync for sync in SYNCS}
+    expected = [
+        (day, department, count)
+        for day, sync in last_sync_of_day.items()
+        for department, count in _top_level_headcount(h, sync).items()
+    ]
+    assert sorted(rows) == sorted(expected)
     by_day = {(row[0], row[1]): row[2] for row in rows}
-    with duckdb.connect() as conn:
-        days = [conn.execute("SELECT $t::DATE", {"t": t}).fetchone()[0] for t in example["times"]]
-    assert [by_day.get((day, "研发中心")) for day in days] == [4, 3, 2]
-    assert [by_day.get((day, "产品中心")) for day in days] == [None, 3, 5]
+    days = [h.day(sync) for sync in (0, 1, 2, TODAY)]
+    assert [by_day.get((day, "研发中心")) for day in days] == [4, 5, 4, 2]
+    assert [by_day.get((day, "产品中心")) for day in days] == [None, None, 3, 6]
+    assert [row[0] for row in rows] == sorted(row[0] for row in rows)
 
 
-def test_the_org_as_of_a_week_ago_is_the_previous_sync(example: dict[str, Any]) -> None:
-    rows = _run(example["database"], _block("SET VARIABLE as_of"))
-    userids = {row[0] for row in rows}
-    assert "new.hire.2" in userids
-    assert "new.hire.3" not in userids
-    assert example["leavers"][1] in userids
-    assert example["leavers"][0] not in userids
+def _org_as_of_a_date(h: History, rows: Rows) -> None:
+    # A week ago falls between the sync 10 days before this month began and the one now.
+    paths = h.paths(A_WEEK_AGO)
+    expected = {
+        (i, u.name, u.status, "/".join(paths[u.main_department]) if u.main_department else None)
+        for i, u in h.users(A_WEEK_AGO).items()
+    }
+    assert set(rows) == expected
+
+
+def _changes_per_sync(h: History, rows: Rows) -> None:
+    events = Counter(
+        [(h.times[sync], "user", event) for sync, event, _ in h.user_changes]
+        + [(h.times[sync], "department", event) for sync, event, _ in h.department_changes]
+    )
+    assert rows == sorted((*event, count) for event, count in events.items())
+
+
+def _departments_changed_in_the_last_30_days(h: History, rows: Rows) -> None:
+    def shown(d: Department, event: str) -> str:
+        if event == "moved":
+            return str(d.parent_id)
+        if event == "leader_changed":
+            return f"[{', '.join(sorted(d.leaders or ()))}]"
+        return d.name
+
+    expected = []
+    for sync, event, department in h.department_changes:
+        before, after = h.departments(sync - 1)[department], h.departments(sync)[department]
+        if _within_30_days(h.times[sync]):
+            values = shown(before, event), shown(after, event)
+            expected.append((h.times[sync], event, str(department), after.name, *values))
+    assert {row[1] for row in expected} == {"renamed", "moved", "leader_changed"}
+    assert rows == sorted(expected, key=lambda row: (row[0], row[2]))
+
+
+def _versions_of_the_movers(h: History, rows: Rows) -> None:
+    def shown(u: User) -> tuple[Any, ...]:
+        return (u.userid, u.name, u.main_department, list(u.departments), u.position, u.status)
+
+    moved = {userid for _, userid in h.changes("moved")}
+    snapshots = [{(i, repr(u)) for i, u in h.users(s).items() if i in moved} for s in SYNCS]
+    expected = sorted(
+        (*shown(h.users(start)[userid]), h.times[start], None if end is None else h.times[end])
+        for (userid,), start, end in expected_intervals(snapshots, key_length=1)
+    )
+    assert rows == expected
+
+
+def _department_tree_today(h: History, rows: Rows) -> None:
+    expected = {
+        ("    " * (len(path) - 1) + path[-1], i, "/".join(path))
+        for i, path in h.paths(TODAY).items()
+    }
+    assert set(rows) == expected
+    assert [row[2] for row in rows] == sorted(row[2] for row in rows)
+
+
+def _top_level_headcount_today(h: History, rows: Rows) -> None:
+    assert set(rows) == set(_top_level_headcount(h, TODAY).items())
+    assert [row[1] for row in rows] == sorted((row[1] for row in rows), reverse=True)
+
+
+ANSWERS: dict[str, Callable[[History, Rows], None]] = {
+    "Active members per department": _active_members_per_department,
+    "Who leads what": _who_leads_what,
+    "People in more than one department": _people_in_several_departments,
+    "Who joined last month": _joined_last_month,
+    "Who left in the last 30 days": _left_in_the_last_30_days,
+    "Who moved from 研发 to 产品": _moved_from_research_to_product,
+    "Headcount per top-level department over time": _headcount_over_time,
+    "The org as of a date": _org_as_of_a_date,
+    "What changed at each sync": _changes_per_sync,
+    "Departments renamed, moved or given new leaders in the last 30 days": (
+        _departments_changed_in_the_last_30_days
+    ),
+    "Every version of the people who moved, oldest first": _versions_of_the_movers,
+    "The department tree today, indented": _department_tree_today,
+    "Headcount per top-level department today, from the current tables": (
+        _top_level_headcount_today
+    ),
+}
+
+
+@pytest.mark.parametrize(("question", "sql"), EXAMPLES, ids=[q for q, _ in EXAMPLES])
+def test_readme_example_answers_its_question(synced: History, question: str, sql: str) -> None:
+    assert question in ANSWERS, f"the README asks {question!r}; no answer for it is checked here"
+    with duckdb.connect(str(synced.database), read_only=True) as conn:
+        rows = conn.execute(sql).fetchall()
+    ANSWERS[question](synced, rows)
+
+
+def test_every_question_answered_here_is_asked_in_the_readme() -> None:
+    assert sorted(set(ANSWERS) - {question for question, _ in EXAMPLES}) == []
