@@ -1,12 +1,13 @@
-"""How the code location runs its steps."""
+"""How the code location runs a sync."""
 
 from __future__ import annotations
 
-from wecom_assets.defs import definitions
+import dagster as dg
+
+from wecom_assets.definitions import defs
 
 
-def test_step_processes_fork_from_a_server_that_already_imported_the_code_location() -> None:
-    config = definitions.executor.apply_config_mapping({}).value["config"]
-    assert config["start_method"] == {
-        "forkserver": {"preload_modules": ["wecom_assets.definitions"]}
-    }
+def test_a_sync_is_one_step_run_in_the_run_process() -> None:
+    job = defs.resolve_job_def("wecom_sync")
+    assert job.executor_def is dg.in_process_executor
+    assert [node.name for node in job.graph.nodes] == ["wecom_org"]

@@ -28,15 +28,15 @@ from dagster_support import (
 from history_support import expected_intervals, plain_users
 
 from wecom_assets.definitions import defs
-from wecom_assets.defs.assets import dept_membership, wecom_departments, wecom_users
-from wecom_assets.defs.history_assets import wecom_history
+from wecom_assets.defs.assets import wecom_org
 from wecom_assets.defs.settings import OWNERS
 from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import generate_org, subtree_ids
 from wecom_assets.sandbox.server import FaultConfig, SandboxServer
 from wecom_assets.warehouse.tables import HISTORY_TABLES, VIEWS
 
-ASSETS = [wecom_departments, wecom_users, dept_membership, wecom_history]
+ASSETS = [wecom_org]
+HISTORY_KEYS = [spec.name for spec in (*HISTORY_TABLES, *VIEWS)]
 MEMBERSHIP_COLUMNS = "userid, department_id, sort_order, is_leader, is_main"
 NEW_DEPARTMENT = 990_001
 
@@ -241,7 +241,7 @@ def test_rerunning_the_history_step_on_the_same_snapshot_changes_nothing(
     settings = resources(sandbox_org, sandbox.url, tmp_path)
     assert dg.materialize(ASSETS, resources=settings).success
     before = _dump(tmp_path / "wecom.duckdb")
-    rerun = dg.materialize([wecom_history], resources=settings)
+    rerun = dg.materialize(ASSETS, selection=HISTORY_KEYS, resources=settings)
     assert rerun.success
     assert _dump(tmp_path / "wecom.duckdb") == before
     metadata = _metadata(rerun)["wecom_users_history"]

@@ -11,8 +11,7 @@ import duckdb
 import pytest
 from dagster_support import resources, table_rows
 
-from wecom_assets.defs.assets import dept_membership, wecom_departments, wecom_users
-from wecom_assets.defs.history_assets import wecom_history
+from wecom_assets.defs.assets import wecom_org
 from wecom_assets.sandbox.server import SandboxServer
 from wecom_assets.warehouse.pii import (
     PII_FIELDS,
@@ -24,7 +23,7 @@ from wecom_assets.warehouse.pii import (
 from wecom_assets.wecom.models import User
 
 SALT = "a-long-enough-secret-salt"
-ASSETS = [wecom_departments, wecom_users, dept_membership, wecom_history]
+ASSETS = [wecom_org]
 
 
 def _user(**fields: Any) -> User:
@@ -172,7 +171,7 @@ def test_kept_values_are_found_by_the_same_file_scan(
     assert all(value.encode() in content for value in raw)
 
 
-def test_hashing_without_the_salt_fails_before_any_user_call(
+def test_hashing_without_the_salt_fails_before_any_api_call_or_write(
     sandbox_org: dict[str, Any],
     sandbox: SandboxServer,
     tmp_path: Path,
@@ -180,12 +179,8 @@ def test_hashing_without_the_salt_fails_before_any_user_call(
     settings = resources(sandbox_org, sandbox.url, tmp_path, pii_policy={"email": "hash"})
     result = dg.materialize(ASSETS, resources=settings, raise_on_error=False)
     assert not result.success
-    failure = result.failure_data_for_node("wecom_users")
+    failure = result.failure_data_for_node("wecom_org")
     assert failure is not None and failure.error is not None
     assert "WECOM_PII_SALT" in failure.error.message
-    assert "user/list" not in sandbox.stats()["calls"]
-    with duckdb.connect(str(tmp_path / "wecom.duckdb"), read_only=True) as conn:
-        tables = {
-            row[0] for row in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()
-        }
-    assert "wecom_users" not in tables
+    assert sum(sandbox.stats()["calls"].values()) == 0
+    assert not (tmp_path / "wecom.duckdb").exists()

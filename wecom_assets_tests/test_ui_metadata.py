@@ -12,7 +12,7 @@ from dagster._config import ConfigType
 from dagster_support import resources
 
 from wecom_assets.definitions import defs
-from wecom_assets.defs.assets import wecom_departments
+from wecom_assets.defs.assets import wecom_org
 from wecom_assets.defs.settings import OWNERS, TAGS
 from wecom_assets.sandbox.server import SandboxServer
 from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, USERS
@@ -52,7 +52,7 @@ def test_every_resource_config_field_has_a_description() -> None:
 
 def test_every_run_config_field_of_assets_and_checks_has_a_description() -> None:
     fields = dict(_op_fields())
-    assert "ops.wecom_users.max_shrink_fraction" in fields
+    assert "ops.wecom_org.max_shrink_fraction" in fields
     assert "ops.wecom_freshness_checks.max_age_hours" in fields
     assert [path for path, description in fields.items() if not (description or "").strip()] == []
 
@@ -91,7 +91,9 @@ def test_previous_row_count_is_reported_only_when_there_was_a_previous_table(
 ) -> None:
     def materialize() -> dict[str, Any]:
         result = dg.materialize(
-            [wecom_departments], resources=resources(sandbox_org, sandbox.url, tmp_path)
+            [wecom_org],
+            selection=["wecom_departments"],
+            resources=resources(sandbox_org, sandbox.url, tmp_path),
         )
         (event,) = result.get_asset_materialization_events()
         return dict(event.materialization.metadata)

@@ -1,219 +1,294 @@
-"""The three WeCom assets: thin wiring from the WeCom client to atomic DuckDB replacements.
+"""The WeCom org as Dagster assets: one step that fetches the org and publishes it whole.
 
-A run makes exactly one ``department/list`` call (in ``wecom_departments``) and one ``user/list``
-per loaded department (in ``wecom_users``); ``dept_membership`` is derived in SQL from what
-``wecom_users`` loaded. The DuckDB file is opened only to write, never while waiting on the API,
-so an analyst's session is blocked for as short a time as possible. Names, columns, rules and
-lineage come from the table registry (:mod:`wecom_assets.warehouse.tables`).
+The three tables and the history stay separate assets in the catalog, each with its own
+materialization, column schema, checks, freshness policy and lineage, but they are computed by
+one multi-asset: one step process instead of four, and one publish, so a failure anywhere leaves
+every table and the history as the last successful sync left them. The multi-asset can be
+subset: ``dept_membership`` alone is re-derived from the current ``wecom_users`` without an API
+call, ``wecom_users`` alone lists the members of the departments in the current
+``wecom_departments``. Names, columns, rules and lineage come from the table registry
+(:mod:`wecom_assets.warehouse.tables`); the work is done by :mod:`wecom_assets.warehouse.sync`.
 """
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
-from duckdb import DuckDBPyConnection
+import pyarrow as pa
 from pydantic import Field
 
-from wecom_assets.defs.checks import check_results, check_specs
+from wecom_assets.defs.checks import check_results, check_specs, history_check_specs
 from wecom_assets.defs.metadata import api_metadata, failure, table_metadata
 from wecom_assets.defs.resources import WarehouseResource, WeComResource
 from wecom_assets.defs.settings import FRESHNESS_POLICY, GROUP, OWNERS, POOL, TAGS
-from wecom_assets.warehouse import publish, snapshots
+from wecom_assets.warehouse import publish, snapshots, sync
 from wecom_assets.warehouse.connection import WarehouseError
-from wecom_assets.warehouse.pii import PiiPolicyError
+from wecom_assets.warehouse.pii import PiiPolicy, PiiPolicyError
+from wecom_assets.warehouse.quality import CheckOutcome
 from wecom_assets.warehouse.schema import TableSpec
-from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, USERS
-from wecom_assets.wecom import WeComError
+from wecom_assets.warehouse.tables import (
+    DEPARTMENT_PATHS,
+    DEPARTMENTS,
+    MEMBERSHIP,
+    ORG_CHANGES,
+    RUNS,
+    TRACKED,
+    USERS,
+)
+from wecom_assets.wecom import ClientStats, WeComClient, WeComError
 
 AssetEvents = Iterator[dg.AssetCheckResult | dg.MaterializeResult]
 _USERS_KEY = dg.AssetKey(USERS.name)
+_MEMBERSHIP_LINEAGE = dg.TableColumnLineage(
+    deps_by_column={
+        "userid": [dg.TableColumnDep(_USERS_KEY, "userid")],
+        "department_id": [dg.TableColumnDep(_USERS_KEY, "departments")],
+        "sort_order": [dg.TableColumnDep(_USERS_KEY, "department_orders")],
+        "is_leader": [dg.TableColumnDep(_USERS_KEY, "is_leader_in_dept")],
+        "is_main": [
+            dg.TableColumnDep(_USERS_KEY, "departments"),
+            dg.TableColumnDep(_USERS_KEY, "main_department"),
+        ],
+    }
+)
+_HISTORY_OUTPUTS: tuple[TableSpec, ...] = (
+    *(t.history for t in TRACKED if t.source is not DEPARTMENT_PATHS),
+    DEPARTMENT_PATHS,
+    *(t.history for t in TRACKED if t.source is DEPARTMENT_PATHS),
+    RUNS,
+    ORG_CHANGES,
+)
+# Every output in lineage order: Dagster wants a multi-asset's outputs yielded topologically.
+OUTPUTS: tuple[TableSpec, ...] = (DEPARTMENTS, USERS, MEMBERSHIP, *_HISTORY_OUTPUTS)
+_HISTORY_NAMES = frozenset(spec.name for spec in _HISTORY_OUTPUTS)
 
 
 class SyncConfig(dg.Config):
-    """Per-run settings of a table replacement."""
+    """Per-run settings of a sync."""
 
     max_shrink_fraction: float = Field(
         default=publish.DEFAULT_MAX_SHRINK_FRACTION,
         ge=0.0,
         le=1.0,
         description=(
-            "Refuse to replace the table when the new snapshot has this fraction fewer rows than "
-            "the current one (0.5 = half), which usually means the app's visible range was cut. "
+            "Refuse to publish when a table's new snapshot has this fraction fewer rows than the "
+            "current one (0.5 = half), which usually means the app's visible range was cut. "
             "Set 1.0 for one run to accept an intended drop."
         ),
     )
 
 
-def _table_asset(spec: TableSpec, kinds: set[str], **extra: Any) -> dict[str, Any]:
-    """The ``@dg.asset`` arguments every WeCom table shares, derived from its declaration."""
-    return {
-        "name": spec.name,
-        "group_name": GROUP,
-        "kinds": kinds,
-        "pool": POOL,
-        "tags": TAGS,
-        "owners": OWNERS,
-        "deps": list(spec.upstream),
-        "freshness_policy": FRESHNESS_POLICY,
-        "check_specs": check_specs(spec),
-        "metadata": {**table_metadata(spec), **extra},
+def _kinds(spec: TableSpec) -> set[str]:
+    if spec in (DEPARTMENTS, USERS):
+        return {"wecom", "duckdb"}
+    if spec.name in _HISTORY_NAMES:
+        return {"duckdb", "view" if spec.view else "table"}
+    return {"duckdb"}
+
+
+def _asset_spec(spec: TableSpec) -> dg.AssetSpec:
+    metadata = table_metadata(spec)
+    if spec is MEMBERSHIP:
+        metadata["dagster/column_lineage"] = _MEMBERSHIP_LINEAGE
+    return dg.AssetSpec(
+        key=spec.name,
+        deps=list(spec.upstream),
+        description=spec.description,
+        group_name=GROUP,
+        kinds=_kinds(spec),
+        owners=OWNERS,
+        tags=TAGS,
+        freshness_policy=FRESHNESS_POLICY,
+        metadata=metadata,
+    )
+
+
+@dg.multi_asset(
+    name="wecom_org",
+    specs=[_asset_spec(spec) for spec in OUTPUTS],
+    check_specs=[
+        *(check for spec in (DEPARTMENTS, USERS, MEMBERSHIP) for check in check_specs(spec)),
+        *history_check_specs(),
+    ],
+    can_subset=True,
+    pool=POOL,
+)
+def wecom_org(
+    context: dg.AssetExecutionContext,
+    config: SyncConfig,
+    wecom: WeComResource,
+    duckdb: WarehouseResource,
+) -> AssetEvents:
+    """Fetch the selected WeCom tables, check them, fold them into the history, publish at once.
+
+    `user/list` is called for every department (it returns direct members only), so people in
+    sub-departments are not missed; the DuckDB file is replaced only when every check passed.
+    """
+    started = time.monotonic()
+    selected = {key.to_user_string() for key in context.selected_asset_keys}
+    fetched = _fetch(context, wecom, duckdb, selected)
+    snapshot = sync.Snapshot(
+        departments=fetched.departments,
+        users=fetched.users,
+        membership=MEMBERSHIP.name in selected,
+        history=bool(selected & _HISTORY_NAMES),
+        max_shrink_fraction=config.max_shrink_fraction,
+        run_id=context.run.run_id,
+    )
+    try:
+        report = sync.write_and_publish(
+            duckdb.path,
+            snapshot,
+            lock_timeout=duckdb.lock_timeout_seconds,
+            config=duckdb.connection_settings(),
+        )
+    except sync.SyncRejectedError as rejected:
+        for table, outcomes in rejected.outcomes.items():
+            yield from _checks(context, table, outcomes)
+        raise failure(rejected, "Sync not published") from None
+    except WarehouseError as error:
+        raise failure(error, "Sync not published") from None
+    context.log.info(
+        f"Published {', '.join(report.tables) or 'the history'} to {report.published.path} "
+        f"in {time.monotonic() - started:.2f}s"
+    )
+    common = {
+        **duckdb.effective_settings(),
+        "duckdb/copy_seconds": round(report.published.copy_seconds, 3),
+        "duckdb/publish_seconds": round(report.published.publish_seconds, 3),
+        "duration_seconds": round(time.monotonic() - started, 3),
     }
+    for spec in OUTPUTS:
+        if spec.name not in selected:
+            continue
+        if spec.name in report.tables:
+            extra = {**common, **fetched.metadata.get(spec.name, {})}
+            yield _table_materialization(context, spec, report.tables[spec.name], extra)
+        elif report.history is not None:
+            yield _history_materialization(spec, report.history, common)
+    if report.history is not None:
+        for outcome in report.history.result.outcomes:
+            yield from _checks(context, str(outcome.details["table"]), [outcome])
 
 
-def _materialization(
+@dataclass
+class _Fetched:
+    """The snapshots a run fetched, with the API metadata of each."""
+
+    departments: pa.Table | None = None
+    users: pa.Table | None = None
+    metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _fetch(
+    context: dg.AssetExecutionContext,
+    wecom: WeComResource,
+    duckdb: WarehouseResource,
+    selected: set[str],
+) -> _Fetched:
+    """Call the API for the selected tables only; nothing is written yet."""
+    fetched = _Fetched()
+    if not selected & {DEPARTMENTS.name, USERS.name}:
+        return fetched
+    synced_at = datetime.now(UTC)
+    try:
+        pii_policy = duckdb.pii() if USERS.name in selected else PiiPolicy()
+    except PiiPolicyError as error:
+        raise failure(error, "PII policy is invalid") from None
+    try:
+        with wecom.get_client() as client:
+            department_ids = None
+            if DEPARTMENTS.name in selected:
+                departments = client.list_departments()
+                fetched.departments = snapshots.departments_table(departments, synced_at)
+                department_ids = [department.id for department in departments]
+                fetched.metadata[DEPARTMENTS.name] = _api_part(client, None, wecom)
+            if USERS.name in selected:
+                before = client.stats
+                ids = department_ids if department_ids is not None else _current_ids(duckdb)
+                # Users go into Arrow batches as their departments arrive: as Python objects a
+                # 100k-user org would hold ~180 MB through the DuckDB load, as Arrow ~55 MB.
+                fetched.users = snapshots.users_table(
+                    client.iter_users(ids), synced_at, pii=pii_policy
+                )
+                fetched.metadata[USERS.name] = {
+                    **_api_part(client, before, wecom),
+                    "departments_fetched": len(ids),
+                    "wecom/pii_policy": dg.MetadataValue.json(pii_policy.describe()),
+                }
+    except WeComError as error:
+        raise failure(error, "Fetching from WeCom failed") from None
+    context.log.info(f"Fetched {', '.join(sorted(fetched.metadata))} from WeCom")
+    return fetched
+
+
+def _current_ids(duckdb: WarehouseResource) -> list[int]:
+    try:
+        return sync.department_ids(
+            duckdb.path,
+            lock_timeout=duckdb.lock_timeout_seconds,
+            config=duckdb.connection_settings(),
+        )
+    except WarehouseError as error:
+        raise failure(error, f"Reading {DEPARTMENTS.name} failed") from None
+
+
+def _api_part(
+    client: WeComClient, before: ClientStats | None, wecom: WeComResource
+) -> dict[str, Any]:
+    return {**api_metadata(client.stats, since=before), **wecom.effective_settings()}
+
+
+def _checks(
+    context: dg.AssetExecutionContext, table: str, outcomes: Sequence[CheckOutcome]
+) -> list[dg.AssetCheckResult]:
+    """Check results of the outcomes whose checks are selected in this run."""
+    keys = context.selected_asset_check_keys
+    key = dg.AssetKey(table)
+    return check_results(table, [o for o in outcomes if dg.AssetCheckKey(key, o.name) in keys])
+
+
+def _table_materialization(
+    context: dg.AssetExecutionContext,
     spec: TableSpec,
     result: publish.ReplaceResult,
-    started: float,
     extra: Mapping[str, Any],
 ) -> dg.MaterializeResult:
     metadata: dict[str, Any] = {
         "dagster/row_count": result.row_count,
         **table_metadata(spec),
         "duckdb/load_seconds": round(result.seconds, 3),
-        "duration_seconds": round(time.monotonic() - started, 3),
         **extra,
     }
     # The first load has no previous table: no entry rather than a "null" in the UI and its plots.
     if result.previous_row_count is not None:
         metadata["previous_row_count"] = result.previous_row_count
     return dg.MaterializeResult(
-        metadata=metadata, check_results=check_results(spec.name, result.outcomes)
+        asset_key=spec.name,
+        metadata=metadata,
+        check_results=_checks(context, spec.name, result.outcomes),
     )
 
 
-def _write_and_report(
-    context: dg.AssetExecutionContext,
-    duckdb: WarehouseResource,
-    spec: TableSpec,
-    write: Callable[[DuckDBPyConnection], publish.ReplaceResult],
-    started: float,
-    extra: Mapping[str, Any],
-) -> AssetEvents:
-    """Write a snapshot and report it; a rejected snapshot reports its failing checks, then fails."""
-    try:
-        with duckdb.get_connection() as conn:
-            result = write(conn)
-    except publish.SnapshotRejectedError as rejected:
-        yield from check_results(spec.name, rejected.outcomes)
-        raise failure(rejected, f"{spec.name} not replaced") from None
-    except WarehouseError as error:
-        raise failure(error, f"{spec.name} not replaced") from None
-    before = (
-        "new table" if result.previous_row_count is None else f"was {result.previous_row_count}"
-    )
-    context.log.info(
-        f"Replaced {spec.name}: {result.row_count} rows ({before}) in {result.seconds:.2f}s"
-    )
-    yield _materialization(spec, result, started, {**extra, **duckdb.effective_settings()})
-
-
-@dg.asset(**_table_asset(DEPARTMENTS, {"wecom", "duckdb"}))
-def wecom_departments(
-    context: dg.AssetExecutionContext,
-    config: SyncConfig,
-    wecom: WeComResource,
-    duckdb: WarehouseResource,
-) -> AssetEvents:
-    """Departments in the app's visible range: one row per department (`department/list`)."""
-    started = time.monotonic()
-    synced_at = datetime.now(UTC)
-    try:
-        with wecom.get_client() as client:
-            departments = client.list_departments()
-            stats = client.stats
-    except WeComError as error:
-        raise failure(error, "Fetching departments failed") from None
-    snapshot = snapshots.departments_table(departments, synced_at)
-    yield from _write_and_report(
-        context,
-        duckdb,
-        DEPARTMENTS,
-        lambda conn: publish.replace_table(
-            conn, DEPARTMENTS, snapshot, max_shrink_fraction=config.max_shrink_fraction
-        ),
-        started,
-        {**api_metadata(stats), **wecom.effective_settings()},
-    )
-
-
-@dg.asset(**_table_asset(USERS, {"wecom", "duckdb"}))
-def wecom_users(
-    context: dg.AssetExecutionContext,
-    config: SyncConfig,
-    wecom: WeComResource,
-    duckdb: WarehouseResource,
-) -> AssetEvents:
-    """Members visible to the app: one row per user, merged across all their departments.
-
-    Calls `user/list` for every department in `wecom_departments` (it returns direct members
-    only), so people in sub-departments are not missed.
-    """
-    started = time.monotonic()
-    synced_at = datetime.now(UTC)
-    try:
-        pii_policy = duckdb.pii()
-    except PiiPolicyError as error:
-        raise failure(error, "PII policy is invalid") from None
-    try:
-        with duckdb.get_connection() as conn:
-            department_ids = publish.department_ids(conn)
-    except WarehouseError as error:
-        raise failure(error, f"Reading {DEPARTMENTS.name} failed") from None
-    try:
-        with wecom.get_client() as client:
-            # Users go into Arrow batches as their departments arrive: as Python objects a
-            # 100k-user org would hold ~180 MB through the DuckDB load, as Arrow ~55 MB.
-            snapshot = snapshots.users_table(
-                client.iter_users(department_ids), synced_at, pii=pii_policy
-            )
-            stats = client.stats
-    except WeComError as error:
-        raise failure(error, "Fetching users failed") from None
-    yield from _write_and_report(
-        context,
-        duckdb,
-        USERS,
-        lambda conn: publish.replace_table(
-            conn, USERS, snapshot, max_shrink_fraction=config.max_shrink_fraction
-        ),
-        started,
-        {
-            **api_metadata(stats),
-            **wecom.effective_settings(),
-            "departments_fetched": len(department_ids),
-            "wecom/pii_policy": dg.MetadataValue.json(pii_policy.describe()),
-        },
-    )
-
-
-@dg.asset(
-    **_table_asset(
-        MEMBERSHIP,
-        {"duckdb"},
-        **{
-            "dagster/column_lineage": dg.TableColumnLineage(
-                deps_by_column={
-                    "userid": [dg.TableColumnDep(_USERS_KEY, "userid")],
-                    "department_id": [dg.TableColumnDep(_USERS_KEY, "departments")],
-                    "sort_order": [dg.TableColumnDep(_USERS_KEY, "department_orders")],
-                    "is_leader": [dg.TableColumnDep(_USERS_KEY, "is_leader_in_dept")],
-                    "is_main": [
-                        dg.TableColumnDep(_USERS_KEY, "departments"),
-                        dg.TableColumnDep(_USERS_KEY, "main_department"),
-                    ],
-                }
-            )
-        },
-    )
-)
-def dept_membership(context: dg.AssetExecutionContext, duckdb: WarehouseResource) -> AssetEvents:
-    """Who belongs where: one row per (user, visible department), derived from `wecom_users`.
-
-    No API calls: the rows come from the departments, orders and leader flags `wecom_users`
-    loaded, so membership always matches the users table.
-    """
-    yield from _write_and_report(
-        context, duckdb, MEMBERSHIP, publish.replace_membership, time.monotonic(), {}
-    )
+def _history_materialization(
+    spec: TableSpec, report: sync.HistoryReport, common: Mapping[str, Any]
+) -> dg.MaterializeResult:
+    result = report.result
+    metadata: dict[str, Any] = {
+        "dagster/row_count": report.row_counts[spec.name],
+        **table_metadata(spec),
+        "history/snapshot_at": result.snapshot_at.isoformat(),
+        "history/applied": result.applied,
+        **common,
+    }
+    changes = {t.table: t for t in result.tables}
+    if spec.name in changes:
+        metadata["history/versions_opened"] = changes[spec.name].opened
+        metadata["history/versions_closed"] = changes[spec.name].closed
+        metadata["history/current_rows"] = changes[spec.name].current_rows
+    if spec is ORG_CHANGES:
+        metadata["history/events_in_this_snapshot"] = dg.MetadataValue.json(report.events)
+    return dg.MaterializeResult(asset_key=spec.name, metadata=metadata)

@@ -13,13 +13,29 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field
 
+from wecom_assets.warehouse.history import HISTORY_CHECK
 from wecom_assets.warehouse.quality import CheckOutcome, rule_description, rule_name
 from wecom_assets.warehouse.schema import TableSpec
-from wecom_assets.warehouse.tables import ORG_TABLES
+from wecom_assets.warehouse.tables import ORG_TABLES, TRACKED
 
 DEFAULT_FRESHNESS_HOURS = 26.0
 FRESHNESS_CHECK_NAME = "fresh_within_window"
 WECOM_ASSET_KEYS = tuple(dg.AssetKey(spec.name) for spec in ORG_TABLES)
+
+
+def history_check_specs() -> list[dg.AssetCheckSpec]:
+    """The consistency check of every history table, run before the history is published."""
+    return [
+        dg.AssetCheckSpec(
+            HISTORY_CHECK,
+            asset=tracked.history.name,
+            description=(
+                "Versions never overlap, each key has at most one current version, and the "
+                f"current versions equal {tracked.source.name} row for row."
+            ),
+        )
+        for tracked in TRACKED
+    ]
 
 
 def check_specs(spec: TableSpec) -> list[dg.AssetCheckSpec]:

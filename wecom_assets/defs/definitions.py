@@ -2,9 +2,8 @@
 
 import dagster as dg
 
-from wecom_assets.defs.assets import dept_membership, wecom_departments, wecom_users
+from wecom_assets.defs.assets import wecom_org
 from wecom_assets.defs.checks import wecom_freshness_checks
-from wecom_assets.defs.history_assets import wecom_history
 from wecom_assets.defs.resources import WarehouseResource, WeComResource
 from wecom_assets.defs.schedules import (
     wecom_freshness,
@@ -14,16 +13,13 @@ from wecom_assets.defs.schedules import (
 )
 from wecom_assets.defs.settings import PII_SALT_ENV, optional_secret
 
-# forkserver halves each step's start-up against the default spawn; steps stay separate
-# processes, which is why the token cache is shared through a file. The preload is explicit:
-# when the CLI loads the location with -m, Dagster only preloads its executor module, and every
-# step then imports the code location (Dagster, DuckDB, Arrow) again after the fork.
-executor = dg.multiprocess_executor.configured(
-    {"start_method": {"forkserver": {"preload_modules": ["wecom_assets.definitions"]}}}
-)
+# A sync is one step (one multi-asset), so a step process of its own would only add start-up
+# time: about 1 s with a forkserver, more than the whole fetch of a small org. Runs still take
+# their own process when the daemon launches them, and share tokens through the file cache.
+executor = dg.in_process_executor
 
 defs = dg.Definitions(
-    assets=[wecom_departments, wecom_users, dept_membership, wecom_history],
+    assets=[wecom_org],
     asset_checks=[wecom_freshness_checks],
     jobs=[wecom_sync, wecom_freshness],
     schedules=[wecom_nightly, wecom_freshness_hourly],

@@ -7,12 +7,15 @@ table, so the catalog cannot show a column the table does not have.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import dagster as dg
 
 from wecom_assets.warehouse.schema import TableSpec
 from wecom_assets.wecom import ClientStats, WeComError
+
+K = TypeVar("K")
 
 
 def table_schema(spec: TableSpec) -> dg.TableSchema:
@@ -41,8 +44,14 @@ def table_metadata(spec: TableSpec) -> dict[str, Any]:
     }
 
 
-def api_metadata(stats: ClientStats) -> dict[str, Any]:
-    """What the WeCom client did in a step: calls per endpoint, token fetches, retries, errcodes."""
+def api_metadata(stats: ClientStats, since: ClientStats | None = None) -> dict[str, Any]:
+    """What the WeCom client did: calls per endpoint, token fetches, retries, errcodes.
+
+    With ``since``, only what it did after that earlier snapshot of its counters, so each table
+    of a sync shows the calls made for it.
+    """
+    if since is not None:
+        stats = _difference(stats, since)
     return {
         "wecom/api_calls": sum(count for path, count in stats.calls.items() if path != "gettoken"),
         "wecom/api_calls_by_endpoint": dg.MetadataValue.json(dict(sorted(stats.calls.items()))),
@@ -59,3 +68,18 @@ def failure(error: Exception, what: str) -> dg.Failure:
     if isinstance(error, WeComError):
         metadata.update({"wecom/path": error.path or "", "wecom/errcode": error.errcode or 0})
     return dg.Failure(description=f"{what}: {error}", metadata=metadata, allow_retries=False)
+
+
+def _difference(after: ClientStats, before: ClientStats) -> ClientStats:
+    def minus(new: Mapping[K, int], old: Mapping[K, int]) -> dict[K, int]:
+        return {
+            key: count - old.get(key, 0) for key, count in new.items() if count > old.get(key, 0)
+        }
+
+    return ClientStats(
+        calls=minus(after.calls, before.calls),
+        retries=after.retries - before.retries,
+        errcodes=minus(after.errcodes, before.errcodes),
+        token_fetches=after.token_fetches - before.token_fetches,
+        api_seconds=after.api_seconds - before.api_seconds,
+    )

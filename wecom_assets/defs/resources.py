@@ -16,7 +16,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from wecom_assets.defs import settings
-from wecom_assets.warehouse.connection import connect
+from wecom_assets.warehouse.connection import ConnectionConfig, connect
 from wecom_assets.warehouse.pii import PiiPolicy, resolve_policy
 from wecom_assets.wecom import ClientConfig, WeComClient
 
@@ -197,13 +197,15 @@ class WarehouseResource(DuckDBResource):
             "duckdb/lock_timeout_seconds": self.lock_timeout_seconds,
         }
 
+    def connection_settings(self) -> ConnectionConfig:
+        """DuckDB settings of every connection the assets open."""
+        return {"custom_user_agent": "wecom_assets", **self.connection_config}
+
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection, closed on exit whatever happens inside the block."""
         conn = connect(
-            self.path,
-            lock_timeout=self.lock_timeout_seconds,
-            config={"custom_user_agent": "wecom_assets", **self.connection_config},
+            self.path, lock_timeout=self.lock_timeout_seconds, config=self.connection_settings()
         )
         try:
             yield conn

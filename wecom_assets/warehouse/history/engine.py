@@ -10,7 +10,7 @@ history tables that keep every version of every row with the interval it was cur
 So "the org as of X" is ``WHERE valid_from <= X AND (valid_to IS NULL OR valid_to > X)``.
 Everything happens set-based inside one transaction, checked before ``COMMIT``: a failure leaves
 the history exactly as it was, and applying the same snapshot again changes nothing.
-No Dagster import: the asset in :mod:`wecom_assets.defs.history_assets` is thin wiring around it.
+No Dagster import: :mod:`wecom_assets.warehouse.sync` runs it inside each sync's private copy.
 """
 
 from __future__ import annotations

@@ -1,0 +1,144 @@
+"""One sync written into the warehouse: the selected tables and the history, then published whole.
+
+The order is fixed by the lineage (departments, users, membership, history) and every table is
+checked before the next one is written; all of it happens in a private copy of the file that is
+published only when everything passed (:mod:`wecom_assets.warehouse.snapshot_file`). So after any
+failure every table and the history equal the last successful sync, never a mix of two days.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from wecom_assets.warehouse import history, publish
+from wecom_assets.warehouse.connection import ConnectionConfig, WarehouseError, quote
+from wecom_assets.warehouse.quality import CheckOutcome
+from wecom_assets.warehouse.snapshot_file import Published, snapshot_session
+from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, ORG_CHANGES, USERS
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one sync fetched and which tables it writes.
+
+    A table that is written without a fetched snapshot is derived from the tables already in the
+    file: ``dept_membership`` from ``wecom_users``.
+    """
+
+    departments: pa.Table | None = None
+    users: pa.Table | None = None
+    membership: bool = False
+    history: bool = False
+    max_shrink_fraction: float | None = publish.DEFAULT_MAX_SHRINK_FRACTION
+    run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryReport:
+    """What folding the snapshot into the history did, with row counts after it."""
+
+    result: history.HistoryResult
+    row_counts: dict[str, int]
+    events: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """A published sync: the replaced tables, the history, and the file replacement."""
+
+    tables: dict[str, publish.ReplaceResult]
+    history: HistoryReport | None
+    published: Published
+
+
+class SyncRejectedError(WarehouseError):
+    """A check, the shrink guard or the history refused the sync; nothing was published.
+
+    ``outcomes`` holds the rule outcomes per table evaluated so far, including the failing ones,
+    so they can be reported although nothing became visible.
+    """
+
+    def __init__(self, cause: Exception, outcomes: dict[str, tuple[CheckOutcome, ...]]) -> None:
+        super().__init__(f"{cause} Nothing was published; every table is as the last sync left it.")
+        self.outcomes = outcomes
+
+
+def department_ids(
+    path: Path, *, lock_timeout: float, config: ConnectionConfig | None
+) -> list[int]:
+    """Ids of the departments in the published file, for a users-only sync.
+
+    Read from a private copy, so an analyst's session on the file does not block it.
+    """
+    with snapshot_session(path, lock_timeout=lock_timeout, config=config) as session:
+        return publish.department_ids(session.conn)
+
+
+def write_and_publish(
+    path: Path,
+    snapshot: Snapshot,
+    *,
+    lock_timeout: float,
+    config: ConnectionConfig | None = None,
+) -> SyncReport:
+    """Write ``snapshot`` into a copy of the warehouse and publish it if everything passes.
+
+    Raises:
+        SyncRejectedError: a blocking check, the shrink guard or the history consistency check
+            failed.
+        WarehouseError: the file is locked by another sync, damaged, or a table is missing.
+    """
+    with snapshot_session(path, lock_timeout=lock_timeout, config=config) as session:
+        tables, history_report = _write(session.conn, snapshot)
+        return SyncReport(tables=tables, history=history_report, published=session.publish())
+
+
+def _write(
+    conn: duckdb.DuckDBPyConnection, snapshot: Snapshot
+) -> tuple[dict[str, publish.ReplaceResult], HistoryReport | None]:
+    tables: dict[str, publish.ReplaceResult] = {}
+    outcomes: dict[str, tuple[CheckOutcome, ...]] = {}
+    try:
+        if snapshot.departments is not None:
+            tables[DEPARTMENTS.name] = publish.replace_table(
+                conn,
+                DEPARTMENTS,
+                snapshot.departments,
+                max_shrink_fraction=snapshot.max_shrink_fraction,
+            )
+        if snapshot.users is not None:
+            tables[USERS.name] = publish.replace_table(
+                conn, USERS, snapshot.users, max_shrink_fraction=snapshot.max_shrink_fraction
+            )
+        if snapshot.membership:
+            tables[MEMBERSHIP.name] = publish.replace_membership(conn)
+        outcomes = {name: result.outcomes for name, result in tables.items()}
+        if not snapshot.history:
+            return tables, None
+        result = history.apply_snapshot(conn, run_id=snapshot.run_id)
+    except publish.SnapshotRejectedError as rejected:
+        outcomes = {name: result.outcomes for name, result in tables.items()}
+        outcomes[rejected.table] = rejected.outcomes
+        raise SyncRejectedError(rejected, outcomes) from None
+    except history.HistoryRejectedError as rejected:
+        for outcome in rejected.outcomes:
+            table = str(outcome.details["table"])
+            outcomes[table] = (*outcomes.get(table, ()), outcome)
+        raise SyncRejectedError(rejected, outcomes) from None
+    except (publish.ShrinkGuardError, history.HistoryError) as error:
+        raise SyncRejectedError(error, outcomes) from None
+    return tables, HistoryReport(result, history.row_counts(conn), _events_at(conn, result))
+
+
+def _events_at(conn: duckdb.DuckDBPyConnection, result: history.HistoryResult) -> dict[str, int]:
+    """Change events seen at this snapshot, as ``entity/event -> count``."""
+    rows = conn.execute(
+        f"SELECT entity || '/' || event, count(*) FROM {quote(ORG_CHANGES.name)} "
+        "WHERE changed_at = $at GROUP BY ALL ORDER BY ALL",
+        {"at": result.snapshot_at},
+    ).fetchall()
+    return {str(name): int(count) for name, count in rows}
