@@ -1,4 +1,4 @@
-"""The three assets materialized in process against the sandbox into a tmp DuckDB file."""
+"""The three WeCom tables materialized in process against the sandbox into a tmp DuckDB file."""
 
 from __future__ import annotations
 
@@ -13,19 +13,18 @@ from dagster_support import (
     DEPARTMENT_COLUMNS,
     expected_departments,
     expected_membership,
-    expected_users,
     resources,
     table_rows,
-    users_sql,
 )
+from warehouse_oracle import assert_same_tables, assert_warehouse_holds, warehouse_tables
 
-from wecom_assets.defs.assets import dept_membership, wecom_departments, wecom_users
+from wecom_assets.defs.assets import wecom_org
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.sandbox.server import FaultConfig, SandboxConfig, SandboxServer
-from wecom_assets.warehouse.tables import DEPARTMENTS, USERS
+from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, USERS
 
-ASSETS = [wecom_departments, wecom_users, dept_membership]
-MEMBERSHIP_SQL = "SELECT userid, department_id, sort_order, is_leader, is_main FROM dept_membership"
+ASSETS = [wecom_org]
+ORG_TABLES = [DEPARTMENTS.name, USERS.name, MEMBERSHIP.name]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +42,11 @@ def _materialize(
     org: dict[str, Any], sandbox: SandboxServer, tmp_path: Path, **kwargs: Any
 ) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        ASSETS, resources=resources(org, sandbox.url, tmp_path), raise_on_error=False, **kwargs
+        ASSETS,
+        selection=ORG_TABLES,
+        resources=resources(org, sandbox.url, tmp_path),
+        raise_on_error=False,
+        **kwargs,
     )
 
 
@@ -62,12 +65,7 @@ def test_tables_equal_the_visible_org_exactly(
 ) -> None:
     result = _materialize(org, sandbox, tmp_path)
     assert result.success
-    database = tmp_path / "wecom.duckdb"
-    assert table_rows(database, f"SELECT {DEPARTMENT_COLUMNS} FROM wecom_departments") == (
-        expected_departments(org)
-    )
-    assert table_rows(database, users_sql()) == expected_users(org)
-    assert table_rows(database, MEMBERSHIP_SQL) == expected_membership(org)
+    assert_warehouse_holds(tmp_path / "wecom.duckdb", org)
 
 
 def test_a_run_makes_one_department_list_and_one_user_list_per_department(
@@ -131,18 +129,19 @@ def test_an_api_outage_keeps_the_previous_tables(
 ) -> None:
     assert _materialize(org, sandbox, tmp_path).success
     database = tmp_path / "wecom.duckdb"
-    before = table_rows(database, users_sql())
+    before = warehouse_tables(database)
     sandbox.update_config(faults=FaultConfig(fail_after=5))
     result = dg.materialize(
         ASSETS,
+        selection=ORG_TABLES,
         resources=resources(org, sandbox.url, tmp_path, max_retries=1, retry_max_seconds=2),
         raise_on_error=False,
     )
     assert not result.success
-    failure = result.failure_data_for_node("wecom_users")
+    failure = result.failure_data_for_node("wecom_org")
     assert failure is not None
     assert "user/list" in (failure.error.message if failure.error else "")
-    assert table_rows(database, users_sql()) == before
+    assert_same_tables(warehouse_tables(database), before)
 
 
 def test_a_shrinking_org_is_refused_until_the_run_allows_it(
@@ -158,7 +157,7 @@ def test_a_shrinking_org_is_refused_until_the_run_allows_it(
     sandbox.replace_org(small)
     refused = _materialize(org, sandbox, tmp_path)
     assert not refused.success
-    failure = refused.failure_data_for_node("wecom_departments")
+    failure = refused.failure_data_for_node("wecom_org")
     assert failure is not None and failure.error is not None
     assert "max_shrink_fraction" in failure.error.message
     assert table_rows(tmp_path / "wecom.duckdb", "SELECT id FROM wecom_departments") == {
@@ -169,10 +168,7 @@ def test_a_shrinking_org_is_refused_until_the_run_allows_it(
         sandbox,
         tmp_path,
         run_config=dg.RunConfig(
-            ops={
-                "wecom_departments": {"config": {"max_shrink_fraction": 1.0}},
-                "wecom_users": {"config": {"max_shrink_fraction": 1.0}},
-            }
+            ops={"wecom_org": {"config": {"max_shrink_fraction": 1.0}}}
         ),
     )
     assert allowed.success
@@ -229,7 +225,7 @@ def test_an_empty_secret_fails_the_run_naming_the_variable(
         resources=resources(org, sandbox.url, tmp_path, corp_secret="  "),
         raise_on_error=False,
     )
-    failure = result.failure_data_for_node("wecom_departments")
+    failure = result.failure_data_for_node("wecom_org")
     assert failure is not None and failure.error is not None
     assert "WECOM_CORP_SECRET" in failure.error.message
     assert sandbox.stats()["gettoken"] == 0
