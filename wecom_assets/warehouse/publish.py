@@ -65,7 +65,7 @@ class SnapshotRejectedError(WarehouseError):
         reasons = "; ".join(
             f"{o.name}: {o.description} Ids: {', '.join(o.offending_ids[:10])}" for o in failed
         )
-        super().__init__(f"Snapshot of {table} rejected, previous table kept. {reasons}")
+        super().__init__(f"Snapshot of {table} rejected. {reasons}")
 
 
 class ShrinkGuardError(WarehouseError):
