@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import random
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -110,14 +112,59 @@ def calls_to(server: HTTPServer, path: str) -> int:
     return sum(1 for request, _ in server.log if request.path == f"/cgi-bin/{path}")
 
 
+Respond = Callable[[socket.socket, bytes, threading.Event], None]
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """Read one HTTP request's head (enough for the GETs the client sends)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def request_path(request: bytes) -> str:
+    """The path of a request head, without its query string."""
+    target = request.split(b" ", 2)[1].decode() if request.count(b" ") >= 2 else ""
+    return target.split("?", 1)[0]
+
+
+def json_answer(payload: dict[str, Any], status: str = "200 OK") -> bytes:
+    body = json.dumps(payload).encode()
+    # One answer per connection: the server closes it after answering.
+    head = f"HTTP/1.1 {status}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def trickle(conn: socket.socket, head: bytes, stop: threading.Event, interval: float) -> None:
+    """Send ``head``, then one byte per ``interval`` until the client hangs up or the test ends."""
+    with contextlib.suppress(OSError):
+        conn.sendall(head)
+        while not stop.wait(interval):
+            conn.sendall(b" ")
+
+
 @contextmanager
-def closing_server() -> Iterator[str]:
-    """Serve on localhost and drop every connection right after reading the request."""
+def raw_server(respond: Respond) -> Iterator[str]:
+    """Serve on localhost, calling ``respond(conn, request, stop)`` per connection in a thread.
+
+    ``stop`` is set when the block ends; every connection is closed then.
+    """
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
     listener.settimeout(0.05)
     stop = threading.Event()
+    handlers: list[threading.Thread] = []
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            request = read_request(conn)
+            if request:
+                respond(conn, request, stop)
 
     def serve() -> None:
         while not stop.is_set():
@@ -127,8 +174,9 @@ def closing_server() -> Iterator[str]:
                 continue
             except OSError:
                 return
-            with conn:
-                conn.recv(65536)
+            handler = threading.Thread(target=handle, args=(conn,), daemon=True)
+            handlers.append(handler)
+            handler.start()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -138,7 +186,16 @@ def closing_server() -> Iterator[str]:
     finally:
         stop.set()
         thread.join(timeout=2)
+        for handler in handlers:
+            handler.join(timeout=2)
         listener.close()
+
+
+@contextmanager
+def closing_server() -> Iterator[str]:
+    """Serve on localhost and drop every connection right after reading the request."""
+    with raw_server(lambda conn, request, stop: None) as url:
+        yield url
 
 
 def wait_for_file_length(path: Path, length: int, timeout: float = 30.0) -> bool:

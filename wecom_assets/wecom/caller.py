@@ -9,6 +9,7 @@ two kinds of second try, bounded by :data:`MAX_TOKEN_REFRESHES_PER_CALL` and the
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -17,12 +18,12 @@ from typing import Any, Protocol
 
 from wecom_assets.wecom.directory import FetchCancelled
 from wecom_assets.wecom.errcodes import Action, classify, errcode_of, error_for
-from wecom_assets.wecom.errors import WeComApiError, WeComTransientError
+from wecom_assets.wecom.errors import TransientFailure, WeComApiError, WeComTransientError
 from wecom_assets.wecom.ratelimit import RateLimiter
 from wecom_assets.wecom.redact import Redactor
 from wecom_assets.wecom.retry import Backoff, RetryBudget
 from wecom_assets.wecom.stats import StatsRecorder
-from wecom_assets.wecom.transport import Params, TransientFailure, Transport
+from wecom_assets.wecom.transport import Params, Transport
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,11 @@ logger = logging.getLogger(__name__)
 # (clock skew, a proxy rewriting the query); more refreshes would only hammer gettoken.
 MAX_TOKEN_REFRESHES_PER_CALL = 3
 _RETRIED = frozenset({Action.RETRY_BUSY, Action.BACK_OFF})
+# The budget of the call running in this thread: a gettoken made on its behalf must end in time
+# for it, so the nested call gets at most what is left of it.
+_running: contextvars.ContextVar[RetryBudget | None] = contextvars.ContextVar(
+    "wecom_running_call", default=None
+)
 
 
 class Tokens(Protocol):
@@ -138,13 +144,29 @@ class Caller:
             WeComApiError: Too many fresh tokens were rejected, or another failure.
             WeComError: The errcode's own error (:func:`~wecom_assets.wecom.errcodes.error_for`).
         """
-        budget = RetryBudget(self._max_retries, self._retry_max_seconds, self._clock)
+        budget = self._budget()
+        running = _running.set(budget)
+        try:
+            return self._run(call, budget, cancel)
+        finally:
+            _running.reset(running)
+
+    def _budget(self) -> RetryBudget:
+        seconds = self._retry_max_seconds
+        outer = _running.get()
+        if outer is not None:
+            seconds = min(seconds, outer.remaining_seconds())
+        return RetryBudget(self._max_retries, seconds, self._clock)
+
+    def _run(
+        self, call: Call, budget: RetryBudget, cancel: threading.Event | None
+    ) -> dict[str, Any]:
         refreshes = 0
         while True:
             if cancel is not None and cancel.is_set():
                 raise FetchCancelled(call.path)
             token = self._tokens.get() if call.authenticated else None
-            outcome = self._attempt(call, token)
+            outcome = self._attempt(call, token, budget)
             if not isinstance(outcome, _Setback):
                 return outcome
             if outcome.action is Action.REFRESH_TOKEN and token is not None:
@@ -156,16 +178,27 @@ class Caller:
             else:
                 raise error_for(call.path, outcome.errcode, outcome.errmsg or "", call.subject)
 
-    def _attempt(self, call: Call, token: str | None) -> dict[str, Any] | _Setback:
-        """Send the call once; return the answer on success, else what went wrong."""
+    def _attempt(
+        self, call: Call, token: str | None, budget: RetryBudget
+    ) -> dict[str, Any] | _Setback:
+        """Send the call once, within the budget; return the answer, else what went wrong."""
         query: dict[str, str | int] = dict(call.params)
         if token is not None:
             # Tokens read from the file cache were fetched by another process.
             self._redact.add(token)
             query["access_token"] = token
-        self._limiter.acquire(call.path)
+        if self._limiter.acquire(call.path, max_wait=budget.remaining_seconds()) is None:
+            raise WeComTransientError(
+                f"WeCom {call.path}{call.about}: the client's rate limiter admits no call to this "
+                f"API within the {budget.remaining_seconds():.3g} s left of the call's "
+                f"{budget.max_seconds:g} s budget ({self._limiter.limit_for(call.path)} calls "
+                "per window); lower the concurrency or raise retry_max_seconds",
+                path=call.path,
+            )
         try:
-            payload = self._transport.send(call.method, call.path, query, call.body)
+            payload = self._transport.send(
+                call.method, call.path, query, call.body, time_limit=budget.remaining_seconds()
+            )
         except TransientFailure as failure:
             return _Setback(Action.RETRY_BUSY, str(failure))
         errcode = errcode_of(call.path, payload)
@@ -203,7 +236,9 @@ class Caller:
         rate_limited = setback.action is Action.BACK_OFF
         if rate_limited:
             self._limiter.slow_down(call.path)
-        if budget.exhausted():
+        delay = self._backoff.delay(budget.retries, rate_limited=rate_limited)
+        # A retry that could only start when the budget is spent would have no time to run.
+        if budget.exhausted() or delay >= budget.remaining_seconds():
             raise WeComTransientError(
                 f"WeCom {call.path}{call.about} failed after {budget.retries + 1} attempts "
                 f"({budget.max_retries} retries, {budget.max_seconds:g} s budget); "
@@ -212,10 +247,6 @@ class Caller:
                 errcode=setback.errcode,
                 errmsg=setback.errmsg,
             )
-        delay = min(
-            self._backoff.delay(budget.retries, rate_limited=rate_limited),
-            budget.remaining_seconds(),
-        )
         retry = budget.take()
         self._stats.record_retry()
         logger.warning(

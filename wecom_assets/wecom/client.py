@@ -10,8 +10,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
-import requests
-
 from wecom_assets.wecom import directory
 from wecom_assets.wecom.caller import Call, Caller
 from wecom_assets.wecom.config import DEFAULT_BASE_URL, ClientConfig
@@ -44,7 +42,6 @@ class WeComClient:
     def __init__(
         self,
         config: ClientConfig,
-        session: requests.Session | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -55,8 +52,6 @@ class WeComClient:
 
         Args:
             config: Settings.
-            session: HTTP session to use (the caller keeps ownership); by default the client
-                creates one with a connection pool of ``max_concurrency`` connections.
             sleep: Sleep function for backoff and rate limiting (injectable for tests).
             clock: Monotonic clock for backoff budgets, rate limiting and timings.
             wall_clock: Epoch clock for token expiry (shared across processes).
@@ -65,12 +60,8 @@ class WeComClient:
         self._config = config
         self._redact = Redactor((config.corp_secret,))
         install_log_filters()
-        self._owns_session = session is None
-        self._session = (
-            session
-            if session is not None
-            else make_session(config.max_concurrency, config.base_url)
-        )
+        # A pool of max_concurrency connections, with the total deadline and no redirects.
+        self._session = make_session(config.max_concurrency, config.base_url)
         self._stats = StatsRecorder(clock)
         self._limiter = RateLimiter(
             config.rate_limit_per_minute, window=config.rate_limit_window, clock=clock, sleep=sleep
@@ -88,6 +79,7 @@ class WeComClient:
                 self._session,
                 config.base_url,
                 config.request_timeout,
+                config.max_response_bytes,
                 self._redact,
                 self._stats,
                 clock,
@@ -226,9 +218,8 @@ class WeComClient:
         yield from directory.iter_users(ids, self._list_users, self._config.max_concurrency)
 
     def close(self) -> None:
-        """Release the HTTP connections (only of a session the client created)."""
-        if self._owns_session:
-            self._session.close()
+        """Release the HTTP connections."""
+        self._session.close()
 
     def __enter__(self) -> WeComClient:
         return self

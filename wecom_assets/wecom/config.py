@@ -8,6 +8,8 @@ from pathlib import Path
 from wecom_assets.wecom.errors import WeComConfigError
 
 DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
+# A user/list answer of 1,000 members is about 2 MB; 64 MiB leaves room for any real org.
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -23,15 +25,18 @@ class ClientConfig:
             memory only.
         max_concurrency: ``user/list`` calls in flight during a directory fetch. The fetch is
             latency-bound below about 24 at 20 ms round trips and CPU-bound above.
-        request_timeout: Connect and read timeout of each HTTP request, in seconds.
+        request_timeout: Longest time one HTTP request may take in all (connect, wait, body),
+            in seconds.
         max_retries: Extra attempts per call after transient failures.
-        retry_max_seconds: Time budget of one call's retries, in seconds.
+        retry_max_seconds: Longest time one call may take in all, every attempt and wait
+            included, in seconds.
         rate_limit_per_minute: Calls per API path in any rate-limit window.
         token_refresh_margin: Seconds before expiry at which a token is refreshed.
         retry_base_delay: First backoff ceiling in seconds; doubles per retry (full jitter).
         retry_max_delay: Largest backoff between two attempts, in seconds.
         rate_limit_window: Length of the rate-limit window in seconds; WeCom counts per minute
             (60), a simulator may use a shorter one.
+        max_response_bytes: Largest answer accepted, compressed and decompressed alike.
     """
 
     corp_id: str
@@ -47,6 +52,7 @@ class ClientConfig:
     retry_base_delay: float = 0.5
     retry_max_delay: float = 10.0
     rate_limit_window: float = 60.0
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def __post_init__(self) -> None:
         if not self.corp_id or not self.corp_id.strip():
@@ -67,6 +73,7 @@ class ClientConfig:
             "rate_limit_per_minute": self.rate_limit_per_minute,
             "rate_limit_window": self.rate_limit_window,
             "retry_max_seconds": self.retry_max_seconds,
+            "max_response_bytes": self.max_response_bytes,
         }
         for name, value in positive.items():
             if value <= 0:

@@ -57,3 +57,11 @@ class WeComTransientError(WeComError):
 
 class WeComResponseError(WeComError):
     """The answer is well-formed JSON but not shaped as documented (missing or invalid fields)."""
+
+
+class TransientFailure(Exception):
+    """One request failed in a way a retry may fix: HTTP 5xx/429, timeout, reset, cut-off body.
+
+    Internal to the client: the retry loop turns the last one into a
+    :class:`WeComTransientError` once its budget is spent. The description is already redacted.
+    """

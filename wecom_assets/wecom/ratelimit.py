@@ -75,14 +75,16 @@ class RateLimiter:
         with self._lock:
             return self._current_limit(path, self._clock())
 
-    def acquire(self, path: str) -> float:
+    def acquire(self, path: str, max_wait: float | None = None) -> float | None:
         """Wait until a call to ``path`` fits in the window, then record it.
 
         Args:
             path: API path (each path has its own window, as WeCom counts per API).
+            max_wait: Longest wait acceptable; None waits as long as it takes.
 
         Returns:
-            Seconds spent waiting.
+            Seconds spent waiting, or None (at once, without a slot) when the wait would
+            exceed ``max_wait``.
         """
         waited = 0.0
         while True:
@@ -96,6 +98,8 @@ class RateLimiter:
                 # A slot frees when the (len - limit + 1)-th oldest call leaves the window.
                 delay = starts[len(starts) - limit] + self._window - now
             delay = max(delay, 0.001)
+            if max_wait is not None and waited + delay > max_wait:
+                return None
             self._sleep(delay)
             waited += delay
 

@@ -14,6 +14,31 @@ MASK = "***"
 
 # Query parameters WeCom reads credentials from; matched in raw and percent-encoded URLs.
 _SECRET_PARAMS = re.compile(r"(?i)\b(access_token|corpsecret)(=|%3D)[^&\s'\"<>)\]}]*")
+# C0/C1 controls, DEL, line/paragraph separators and bidi overrides: what can start a new log
+# line, move the cursor or reorder what a reader sees.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_controls(text: str) -> str:
+    r"""Return ``text`` with control characters as visible escapes (``\n``, ``\x1b``, ``\u202e``).
+
+    Args:
+        text: Text from outside (an errmsg, a header, a userid).
+
+    Returns:
+        The text on one line, every other character kept.
+    """
+    return _CONTROLS.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED_ESCAPES.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 class Redactor:

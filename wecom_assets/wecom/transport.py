@@ -2,21 +2,25 @@
 
 This is the only module that sees URLs with credentials in them, so it is where redaction
 happens: exceptions from ``requests`` embed the full URL and are replaced, never chained.
+Every request is bounded in total time (:mod:`~wecom_assets.wecom.deadline`) and body size
+(:mod:`~wecom_assets.wecom.body`), and redirects are never followed: the credentials ride in
+the query string, which a redirect would carry to wherever it points.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
-from wecom_assets.wecom.errors import WeComApiError, WeComResponseError
+from wecom_assets.wecom.body import ACCEPT_ENCODING, decode_json, read_body
+from wecom_assets.wecom.deadline import Deadline, DeadlineAdapter, deadline_of
+from wecom_assets.wecom.errors import TransientFailure, WeComApiError
 from wecom_assets.wecom.redact import Redactor
 from wecom_assets.wecom.stats import StatsRecorder
 
@@ -26,13 +30,6 @@ Params = Mapping[str, str | int]
 
 # 429 is not in WeCom's docs, but proxies and gateways in front of it answer it.
 _RETRYABLE_STATUS = frozenset({429})
-
-
-class TransientFailure(Exception):
-    """A failure worth retrying: HTTP 5xx/429, timeout, connection error, unreadable body.
-
-    The description is already redacted.
-    """
 
 
 def make_session(pool_size: int, base_url: str) -> requests.Session:
@@ -58,8 +55,10 @@ def make_session(pool_size: int, base_url: str) -> requests.Session:
         session.verify = bundle
     # Also keeps credentials from ~/.netrc out of requests to WeCom.
     session.trust_env = False
+    # Only what body.read_body can decompress within its size bound.
+    session.headers["Accept-Encoding"] = ACCEPT_ENCODING
     # Retries are ours (errcode-aware, with backoff); urllib3 must not retry on its own.
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
@@ -73,13 +72,26 @@ class Transport:
         session: requests.Session,
         base_url: str,
         timeout: float,
+        max_body_bytes: int,
         redactor: Redactor,
         stats: StatsRecorder,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """Create a transport.
+
+        Args:
+            session: A session from :func:`make_session`.
+            base_url: The API root.
+            timeout: Longest time one request may take in all, body included.
+            max_body_bytes: Largest body accepted, compressed and decompressed alike.
+            redactor: Masks credentials in everything reported.
+            stats: Counts requests.
+            clock: Clock of the logged timings.
+        """
         self._session = session
         self._api_root = base_url.rstrip("/") + "/cgi-bin/"
         self._timeout = timeout
+        self._max_body_bytes = max_body_bytes
         self._redact = redactor
         self._stats = stats
         self._clock = clock
@@ -90,6 +102,8 @@ class Transport:
         path: str,
         params: Params,
         body: Mapping[str, Any] | None = None,
+        *,
+        time_limit: float | None = None,
     ) -> dict[str, Any]:
         """Perform one request (no retries) and decode the answer.
 
@@ -98,18 +112,52 @@ class Transport:
             path: API path below ``/cgi-bin/``, such as ``"user/list"``.
             params: Query parameters, credentials included (they are never reported).
             body: JSON body for POST.
+            time_limit: Time left for this request if shorter than the timeout (what is
+                left of the call's retry budget).
 
         Returns:
             The decoded JSON object (errcode not yet inspected).
 
         Raises:
-            TransientFailure: HTTP 5xx/429, timeout, connection failure, or a body that is not
-                complete JSON.
-            WeComApiError: Another HTTP error status (wrong base URL, proxy refusing, ...).
-            WeComResponseError: The body is JSON but not an object.
+            TransientFailure: HTTP 5xx/429, timeout or deadline, connection failure, or a body
+                that is not complete JSON.
+            WeComApiError: Another HTTP error status (wrong base URL, proxy refusing, ...) or
+                a redirect.
+            WeComResponseError: The body is too large, not UTF-8, or JSON but not an object.
         """
         self._stats.record_call(path)
+        seconds = self._timeout if time_limit is None else min(self._timeout, time_limit)
+        if seconds <= 0:
+            raise TransientFailure("no time left for another request")
         started = self._clock()
+        with deadline_of(seconds) as deadline:
+            response = self._open(method, path, params, body, deadline)
+            try:
+                self._check_status(path, response)
+                content = read_body(response.raw, path, self._max_body_bytes, deadline)
+            except BaseException:
+                # Drops the connection rather than returning a half-read one to the pool.
+                response.close()
+                raise
+        logger.debug(
+            "%s %s -> HTTP %d, %d bytes in %.1f ms",
+            method,
+            path,
+            response.status_code,
+            len(content),
+            (self._clock() - started) * 1000,
+        )
+        return decode_json(content, path, response.headers.get("Content-Type", ""))
+
+    def _open(
+        self,
+        method: str,
+        path: str,
+        params: Params,
+        body: Mapping[str, Any] | None,
+        deadline: Deadline,
+    ) -> requests.Response:
+        """Send the request and wait for the status and headers, not the body."""
         failure: str | None = None
         try:
             response = self._session.request(
@@ -117,37 +165,53 @@ class Transport:
                 self._api_root + path,
                 params=dict(params),
                 json=body,
-                timeout=self._timeout,
+                timeout=deadline.seconds,
+                allow_redirects=False,
+                stream=True,
             )
-            content = response.content
         except requests.RequestException as exc:
             # The exception text holds the URL with its credentials; keep only a redacted copy
             # and raise outside this block so the original is not even the implicit context.
             failure = f"{type(exc).__name__}: {self._redact(str(exc))}"
-        elapsed_ms = (self._clock() - started) * 1000
         if failure is not None:
-            logger.debug("%s %s failed after %.1f ms: %s", method, path, elapsed_ms, failure)
+            if deadline.expired:
+                failure = f"no complete answer within {deadline.seconds:.3g} s"
+            logger.debug("%s %s failed: %s", method, path, failure)
             raise TransientFailure(failure)
+        return response
+
+    def _check_status(self, path: str, response: requests.Response) -> None:
+        """Raise for any status but 2xx: retry 5xx/429, never follow a redirect."""
         status = response.status_code
-        logger.debug("%s %s -> HTTP %d in %.1f ms", method, path, status, elapsed_ms)
         if status >= 500 or status in _RETRYABLE_STATUS:
             raise TransientFailure(f"HTTP {status}")
+        if 300 <= status < 400:
+            target = self._redirect_target(response)
+            raise WeComApiError(
+                f"WeCom {path} answered HTTP {status}, a redirect to {target}. Redirects are "
+                "not followed, since they would carry the credentials in the query string "
+                "along; set WECOM_API_BASE_URL to the address that answers directly "
+                f"(now {self._redact(self._api_root)})",
+                path=path,
+            )
         if status >= 400:
             raise WeComApiError(
                 f"WeCom {path} answered HTTP {status}; check WECOM_API_BASE_URL "
                 f"({self._redact(self._api_root)}) and any proxy in between",
                 path=path,
             )
+
+    def _redirect_target(self, response: requests.Response) -> str:
+        """The redirect's target without query, fragment or user-info, safe to print."""
+        location = response.headers.get("Location")
+        if not location:
+            return "nowhere (no Location header)"
         try:
-            payload = json.loads(content)
+            parts = urlsplit(urljoin(self._api_root, location))
+            host = parts.hostname or ""
+            host = f"[{host}]" if ":" in host else host
+            port = f":{parts.port}" if parts.port else ""
         except ValueError:
-            kind = "truncated JSON" if content[:1] in (b"{", b"[") else "a non-JSON body"
-            raise TransientFailure(
-                f"{kind} (HTTP {status}, {len(content)} bytes, "
-                f"content-type {response.headers.get('Content-Type', 'unknown')})"
-            ) from None
-        if not isinstance(payload, dict):
-            raise WeComResponseError(
-                f"WeCom {path} answered JSON {type(payload).__name__}, not an object", path=path
-            )
-        return payload
+            return "an unparsable Location"
+        target = urlunsplit((parts.scheme, host + port, parts.path, "", ""))
+        return self._redact(target[:200])
