@@ -205,3 +205,116 @@ def test_urllib3_log_lines_with_urls_are_masked(
     )
     assert "access_token=***&id=1" in caplog.text
     assert TOKEN not in caplog.text
+
+
+PROXY_PASSWORD = "Pr0xy-Passw0rd-7c1f"
+
+
+def _base_url_with_credentials(server_url: str, prefix: str = "") -> str:
+    return server_url.replace("http://", f"http://proxyuser:{PROXY_PASSWORD}@") + prefix
+
+
+def test_base_url_credentials_stay_out_of_a_wrong_prefix_error(httpserver: HTTPServer) -> None:
+    base_url = _base_url_with_credentials(httpserver.url_for("/").rstrip("/"), "/wrong-prefix")
+    httpserver.expect_request("/wrong-prefix/cgi-bin/gettoken").respond_with_data(
+        "no such path", status=404
+    )
+    with WeComClient(config_for(base_url)) as client, pytest.raises(WeComError) as caught:
+        client.list_departments()
+    texts = _error_texts(caught.value)
+    assert "WECOM_API_BASE_URL" in str(caught.value)
+    assert "/wrong-prefix" in str(caught.value)
+    assert PROXY_PASSWORD not in texts
+    assert "proxyuser" not in texts
+
+
+def test_base_url_credentials_stay_out_of_connection_errors_and_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    base_url = _base_url_with_credentials(_refusing_url())
+    with WeComClient(config_for(base_url, max_retries=1)) as client:
+        with pytest.raises(WeComError) as caught:
+            client.list_departments()
+    assert PROXY_PASSWORD not in _error_texts(caught.value)
+    assert PROXY_PASSWORD not in _our_log_text(caplog)
+
+
+def test_config_and_client_reprs_hide_base_url_credentials() -> None:
+    config = config_for(_base_url_with_credentials("http://127.0.0.1:9"))
+    with WeComClient(config) as client:
+        for text in (repr(config), str(config), repr(client)):
+            assert PROXY_PASSWORD not in text
+            assert "http://***@127.0.0.1:9" in text
+
+
+def test_configured_proxy_password_is_masked_even_when_quoted_bare(
+    httpserver: HTTPServer,
+) -> None:
+    base_url = _base_url_with_credentials(httpserver.url_for("/").rstrip("/"))
+    expect_token(httpserver)
+    httpserver.expect_request("/cgi-bin/department/list").respond_with_json(
+        {"errcode": 60003, "errmsg": f"proxy said: password {PROXY_PASSWORD} expired"}
+    )
+    with WeComClient(config_for(base_url)) as client, pytest.raises(WeComError) as caught:
+        client.list_departments()
+    assert PROXY_PASSWORD not in _error_texts(caught.value)
+    assert caught.value.errmsg is not None
+    assert PROXY_PASSWORD not in caught.value.errmsg
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("https://user:secret@host.example/x", "https://***@host.example/x"),
+        ("http://user:p%40ss@host.example:8080", "http://***@host.example:8080"),
+        ("socks5h://user:pa@ss@proxy.example:1080", "socks5h://***@proxy.example:1080"),
+        ("ftp://anonymous@files.example/pub?a=b@c", "ftp://***@files.example/pub?a=b@c"),
+    ],
+)
+def test_user_info_of_any_url_in_any_text_is_masked(url: str, masked: str) -> None:
+    assert redact_url_params(f"cannot reach ({url}) after 3 tries") == (
+        f"cannot reach ({masked}) after 3 tries"
+    )
+
+
+FORGED = "denied\nINFO wecom_assets: sync finished OK\x1b[2K\r\u202eevil"
+
+
+def test_control_characters_in_errmsg_are_escaped_in_the_error(httpserver: HTTPServer) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/cgi-bin/department/list").respond_with_json(
+        {"errcode": 60003, "errmsg": FORGED}
+    )
+    with client_for(httpserver) as client, pytest.raises(WeComError) as caught:
+        client.list_departments()
+    for text in (str(caught.value), caught.value.errmsg or ""):
+        assert not any(char in text for char in "\n\r\x1b\u202e")
+        assert "denied\\nINFO wecom_assets: sync finished OK\\x1b[2K\\r\\u202eevil" in text
+
+
+def test_control_characters_in_errmsg_are_escaped_in_retry_logs(
+    httpserver: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    expect_token(httpserver)
+    httpserver.expect_oneshot_request("/cgi-bin/department/list").respond_with_json(
+        {"errcode": -1, "errmsg": FORGED}
+    )
+    httpserver.expect_request("/cgi-bin/department/list").respond_with_json({"department": []})
+    with client_for(httpserver) as client:
+        client.list_departments()
+    retry_lines = [
+        record.getMessage() for record in caplog.records if "retry" in record.getMessage()
+    ]
+    assert len(retry_lines) == 1
+    assert "\n" not in retry_lines[0]
+    assert "\x1b" not in retry_lines[0]
+    assert "\\nINFO" in retry_lines[0]
+
+
+def test_wecom_error_masks_user_info_and_escapes_controls_in_any_message() -> None:
+    error = WeComError("see http://proxyuser:pw@host.example/x\nnext", errmsg="a\x1b[2Kb")
+    assert str(error) == "see http://***@host.example/x\\nnext"
+    assert "pw@" not in repr(error)
+    assert error.errmsg == "a\\x1b[2Kb"

@@ -16,7 +16,7 @@ from wecom_assets.wecom.config import DEFAULT_BASE_URL, ClientConfig
 from wecom_assets.wecom.errors import WeComResponseError
 from wecom_assets.wecom.models import Department, User
 from wecom_assets.wecom.ratelimit import RateLimiter
-from wecom_assets.wecom.redact import Redactor, install_log_filters
+from wecom_assets.wecom.redact import Redactor, install_log_filters, redact_url_params, url_password
 from wecom_assets.wecom.retry import Backoff
 from wecom_assets.wecom.stats import ClientStats, StatsRecorder
 from wecom_assets.wecom.tokens import TokenGrant, TokenProvider
@@ -58,7 +58,7 @@ class WeComClient:
             rng: Source of backoff jitter.
         """
         self._config = config
-        self._redact = Redactor((config.corp_secret,))
+        self._redact = Redactor((config.corp_secret, *url_password(config.base_url)))
         install_log_filters()
         # A pool of max_concurrency connections, with the total deadline and no redirects.
         self._session = make_session(config.max_concurrency, config.base_url)
@@ -100,7 +100,8 @@ class WeComClient:
         )
 
     def __repr__(self) -> str:
-        return f"WeComClient(corp_id={self._config.corp_id!r}, base_url={self._config.base_url!r})"
+        base_url = redact_url_params(self._config.base_url)
+        return f"WeComClient(corp_id={self._config.corp_id!r}, base_url={base_url!r})"
 
     @property
     def config(self) -> ClientConfig:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from wecom_assets.wecom.errors import WeComConfigError
+from wecom_assets.wecom.redact import redact_url_params
 
 DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
 # A user/list answer of 1,000 members is about 2 MB; 64 MiB leaves room for any real org.
@@ -21,6 +22,8 @@ class ClientConfig:
         corp_secret: Secret of the app whose visible range is synced, from
             ``WECOM_CORP_SECRET``. Never shown in ``repr``.
         base_url: API root (``WECOM_API_BASE_URL``): private deployments, proxies, the sandbox.
+            A ``user:password@`` in it is sent as basic auth and masked in ``repr``, logs and
+            errors.
         token_cache_dir: Directory of the cross-process token cache; None keeps tokens in
             memory only.
         max_concurrency: ``user/list`` calls in flight during a directory fetch. The fetch is
@@ -53,6 +56,13 @@ class ClientConfig:
     retry_max_delay: float = 10.0
     rate_limit_window: float = 60.0
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+
+    def __repr__(self) -> str:
+        # The generated repr would show the base URL's user-info (a proxy password).
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        values["base_url"] = redact_url_params(self.base_url)
+        shown = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        return f"ClientConfig({shown})"
 
     def __post_init__(self) -> None:
         if not self.corp_id or not self.corp_id.strip():

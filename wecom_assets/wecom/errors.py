@@ -1,10 +1,14 @@
 """Exceptions raised by the WeCom client.
 
 Every message is built from redacted text: no access token or corp secret ever appears in
-``str()``, ``repr()`` or a traceback of these exceptions.
+``str()``, ``repr()`` or a traceback of these exceptions. As a last line of defence the
+constructor also masks URL user-info and escapes control characters in the message and errmsg,
+so text from the server can neither leak a proxy password nor forge log lines.
 """
 
 from __future__ import annotations
+
+from wecom_assets.wecom.redact import escape_controls, redact_url_params
 
 
 class WeComError(Exception):
@@ -24,15 +28,19 @@ class WeComError(Exception):
         errcode: int | None = None,
         errmsg: str | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(_safe(message))
         self.path = path
         self.errcode = errcode
-        self.errmsg = errmsg
+        self.errmsg = None if errmsg is None else _safe(errmsg)
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}({self.args[0]!r}, path={self.path!r}, errcode={self.errcode!r})"
         )
+
+
+def _safe(text: str) -> str:
+    return escape_controls(redact_url_params(text))
 
 
 class WeComConfigError(WeComError):

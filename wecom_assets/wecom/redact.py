@@ -1,7 +1,10 @@
-"""Removal of credentials from any text the client emits.
+"""Making text safe to emit: credentials masked, control characters escaped.
 
 WeCom puts both credentials in query strings (``gettoken?corpsecret=...``, ``...?access_token=...``),
-so every URL, and every ``requests``/``urllib3`` error or log line that embeds one, would leak them.
+and ``WECOM_API_BASE_URL`` may carry a proxy's user and password (``http://user:pass@host``), so
+every URL, and every ``requests``/``urllib3`` error or log line that embeds one, would leak them.
+Text from the server (errmsg, headers, userids) may hold newlines or terminal escapes that forge
+log lines; those are escaped before the text reaches a message or a log.
 """
 
 from __future__ import annotations
@@ -9,11 +12,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from urllib.parse import unquote, urlsplit
 
 MASK = "***"
 
 # Query parameters WeCom reads credentials from; matched in raw and percent-encoded URLs.
 _SECRET_PARAMS = re.compile(r"(?i)\b(access_token|corpsecret)(=|%3D)[^&\s'\"<>)\]}]*")
+# The user-info of any URL: everything between "scheme://" and the last "@" of the authority.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/?#\s]*@")
 # C0/C1 controls, DEL, line/paragraph separators and bidi overrides: what can start a new log
 # line, move the cursor or reorder what a reader sees.
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -41,12 +47,47 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-class Redactor:
-    """Masks credential query parameters and any known credential value in text.
+def redact_url_params(text: str) -> str:
+    """Mask credential query parameters and URL user-info in ``text``.
 
-    Known values (the corp secret and every access token the client has used) are masked
-    wherever they appear, not only after ``access_token=``: some error texts quote them bare.
-    Thread-safe.
+    Args:
+        text: Text that may contain URLs.
+
+    Returns:
+        The text with ``access_token``/``corpsecret`` values and any ``user:password@`` of a
+        URL replaced by ``***``.
+    """
+    text = _SECRET_PARAMS.sub(lambda match: f"{match.group(1)}{match.group(2)}{MASK}", text)
+    return _USERINFO.sub(lambda match: f"{match.group(1)}{MASK}@", text)
+
+
+def url_password(url: str) -> tuple[str, ...]:
+    """Return the password of ``url``'s user-info, as written and percent-decoded.
+
+    Only the password: a user name is not a secret, and masking a short one (``u``) wherever
+    it appears would garble every message. In URLs the whole user-info is masked anyway.
+
+    Args:
+        url: A configured URL such as ``WECOM_API_BASE_URL``.
+
+    Returns:
+        The values to mask wherever they appear bare; empty without a password.
+    """
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return ()
+    if not password:
+        return ()
+    return tuple({password, unquote(password)})
+
+
+class Redactor:
+    """Masks credentials in text and escapes its control characters.
+
+    Masked are credential query parameters, URL user-info, and every known credential value
+    (the corp secret, the base URL's user and password, each access token the client has used)
+    wherever it appears, not only in a URL: some error texts quote them bare. Thread-safe.
     """
 
     def __init__(self, secrets: tuple[str, ...] = ()) -> None:
@@ -64,10 +105,10 @@ class Redactor:
                 self._values = self._values | {value}
 
     def __call__(self, text: str) -> str:
-        """Return ``text`` with credential parameters and known values masked.
+        """Return ``text`` with credentials masked and control characters escaped.
 
         Args:
-            text: Any text: a URL, an exception message, a log line.
+            text: Any text: a URL, an exception message, a log line, an errmsg.
 
         Returns:
             The redacted text.
@@ -77,26 +118,14 @@ class Redactor:
         for value in sorted(self._values, key=len, reverse=True):
             if value in text:
                 text = text.replace(value, MASK)
-        return text
+        return escape_controls(text)
 
     def __repr__(self) -> str:
         return f"Redactor({len(self._values)} values)"
 
 
-def redact_url_params(text: str) -> str:
-    """Mask ``access_token`` and ``corpsecret`` query parameters in ``text``.
-
-    Args:
-        text: Text that may contain URLs.
-
-    Returns:
-        The text with those parameter values replaced by ``***``.
-    """
-    return _SECRET_PARAMS.sub(lambda match: f"{match.group(1)}{match.group(2)}{MASK}", text)
-
-
 class _UrlParamFilter(logging.Filter):
-    """Rewrites a log record so that credential query parameters are masked."""
+    """Rewrites a log record so that credential query parameters and user-info are masked."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
