@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import stat
 import subprocess
 import sys
@@ -26,6 +27,10 @@ def _provider(fetch: FakeGettoken, clock: FakeClock, cache_dir: Path) -> TokenPr
         refresh_margin=300.0,
         clock=clock,
     )
+
+
+def _provider_token(cache_dir: Path, clock: FakeClock) -> str:
+    return _provider(FakeGettoken(), clock, cache_dir).get()
 
 
 def _cache_file(cache_dir: Path) -> Path:
@@ -69,21 +74,130 @@ def test_stale_cached_token_is_refetched_and_rewritten(tmp_path: Path) -> None:
     assert json.loads(_cache_file(tmp_path).read_text())["expires_at"] == clock.now + 7200
 
 
+def _fresh_entry(token: str, clock: FakeClock) -> str:
+    return json.dumps({"token": token, "expires_at": clock.now + 7200, "fetched_at": clock.now})
+
+
+def _plant(cache_dir: Path, content: bytes, mode: int = 0o600) -> Path:
+    path = _cache_file(cache_dir)
+    path.write_bytes(content)
+    path.chmod(mode)
+    return path
+
+
 @pytest.mark.parametrize(
     "content",
-    ["", "{not json", "[]", '{"token": 5, "expires_at": 1, "fetched_at": 0}', '{"token": "x"}'],
+    [
+        b"",
+        b"{not json",
+        b"[]",
+        b'"just text"',
+        b'{"token": 5, "expires_at": 1, "fetched_at": 0}',
+        b'{"token": "x"}',
+        b"\xff\xfe\x00{garbage",
+        b'{"token": "caf\xe9", "expires_at": 9e9, "fetched_at": 0}',
+        b'{"token": "t\\ud800", "expires_at": 9e9, "fetched_at": 0}',
+        b'{"token": "two words", "expires_at": 9e9, "fetched_at": 0}',
+        b'{"token": "x", "expires_at": NaN, "fetched_at": 0}',
+        b'{"token": "x", "expires_at": 1e999, "fetched_at": 0}',
+        b'{"token": "x", "expires_at": 1' + b"0" * 400 + b', "fetched_at": 0}',
+        b'{"token": "x", "expires_at": true, "fetched_at": 0}',
+        b'{"token": "x", "expires_at": 5, "fetched_at": 9}',
+        b"[" * 100_000,
+        b'{"token": "x", "pad": "' + b"a" * 100_000 + b'"}',
+    ],
+    ids=[
+        "empty",
+        "not-json",
+        "list",
+        "string",
+        "token-not-text",
+        "no-times",
+        "not-utf8",
+        "latin1-token",
+        "lone-surrogate-token",
+        "token-with-space",
+        "nan-expiry",
+        "infinite-expiry",
+        "huge-int-expiry",
+        "bool-expiry",
+        "expires-before-fetched",
+        "deeply-nested",
+        "oversized",
+    ],
 )
-def test_broken_cache_file_is_a_miss_with_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: str
+def test_any_broken_content_is_a_miss_that_is_rewritten_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: bytes
 ) -> None:
-    _cache_file(tmp_path).write_text(content)
+    path = _plant(tmp_path, content)
     fetch = FakeGettoken()
     provider = _provider(fetch, FakeClock(), tmp_path)
     assert provider.get() == "token-1"
     assert provider.get() == "token-1"
     assert fetch.calls == 1
-    assert "malformed" in caplog.text
-    assert json.loads(_cache_file(tmp_path).read_text())["token"] == "token-1"
+    assert f"WeCom token cache {path} is malformed" in caplog.text
+    assert json.loads(path.read_text())["token"] == "token-1"
+
+
+@pytest.mark.timeout(30)
+def test_fifo_in_place_of_the_cache_file_is_replaced_without_blocking(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _cache_file(tmp_path)
+    os.mkfifo(path, 0o600)
+    provider = _provider(FakeGettoken(), FakeClock(), tmp_path)
+    assert provider.get() == "token-1"
+    assert str(path) in caplog.text
+    assert stat.S_ISREG(path.stat().st_mode)
+
+
+def test_cache_file_others_may_write_is_not_trusted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    path = _plant(tmp_path, _fresh_entry("planted", clock).encode(), mode=0o666)
+    assert _provider_token(tmp_path, clock) == "token-1"
+    assert f"WeCom token cache {path} is unusable" in caplog.text
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_cache_file_of_another_user_is_not_trusted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    path = _plant(tmp_path, _fresh_entry("planted", clock).encode())
+    os.chown(path, 54321, 54321)
+    assert _provider_token(tmp_path, clock) == "token-1"
+    assert "owned by uid 54321" in caplog.text
+    assert path.stat().st_uid == 0
+
+
+def test_cache_dir_others_may_write_is_made_private_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache_dir = tmp_path / "shared"
+    cache_dir.mkdir()
+    cache_dir.chmod(0o777)
+    assert _provider_token(cache_dir, FakeClock()) == "token-1"
+    assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
+    assert f"{cache_dir} was writable by others (mode 0777)" in caplog.text
+    assert json.loads(_cache_file(cache_dir).read_text())["token"] == "token-1"
+
+
+def test_cache_dir_of_another_user_is_not_used_and_tokens_stay_in_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    path = _plant(tmp_path, _fresh_entry("planted", clock).encode())
+    owner = tmp_path.stat().st_uid
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1)
+    fetch = FakeGettoken()
+    provider = _provider(fetch, clock, tmp_path)
+    assert provider.get() == "token-1"
+    assert provider.cache_path is None
+    assert f"belongs to uid {owner}" in caplog.text
+    assert json.loads(path.read_text())["token"] == "planted"
 
 
 def test_unusable_cache_dir_falls_back_to_memory_with_a_warning(
@@ -108,9 +222,7 @@ def test_invalidate_removes_the_file_only_when_it_holds_that_token(tmp_path: Pat
     ours = _provider(FakeGettoken(), clock, tmp_path)
     failed = ours.get()
     # Another process already replaced the failed token with a newer one.
-    _cache_file(tmp_path).write_text(
-        json.dumps({"token": "newer", "expires_at": clock.now + 7200, "fetched_at": clock.now})
-    )
+    _plant(tmp_path, _fresh_entry("newer", clock).encode())
     ours.invalidate(failed)
     assert json.loads(_cache_file(tmp_path).read_text())["token"] == "newer"
     assert ours.get() == "newer"
