@@ -188,3 +188,18 @@ def test_json_python_cannot_decode_fails_without_retrying(
     with client_for(httpserver) as client, pytest.raises(WeComResponseError, match=reason):
         client.list_departments()
     assert calls_to(httpserver, "department/list") == 1
+
+
+def test_invalid_userid_in_a_user_list_answer_names_the_department(
+    httpserver: HTTPServer,
+) -> None:
+    expect_token(httpserver)
+    httpserver.expect_request("/cgi-bin/user/list").respond_with_data(
+        b'{"errcode": 0, "userlist": [{"userid": "\\ud800", "name": "x"}]}',
+        content_type="application/json",
+    )
+    with client_for(httpserver) as client, pytest.raises(WeComResponseError) as caught:
+        list(client.iter_users([42]))
+    assert "user/list for department 42" in str(caught.value)
+    assert "field userid" in str(caught.value)
+    assert calls_to(httpserver, "user/list") == 1

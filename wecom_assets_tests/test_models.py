@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from wecom_assets.wecom import Department, User, WeComResponseError
@@ -186,3 +187,140 @@ def test_records_are_frozen() -> None:
     department = _departments()[0]
     with pytest.raises(AttributeError):
         department.name = "changed"  # type: ignore[misc]
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"child": value}
+    return value
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "wecom_assets.wecom.models"]
+
+
+@pytest.mark.parametrize("status", [2**31, -(2**31) - 1, 2**40, 1e30])
+def test_status_beyond_int32_becomes_null_with_a_warning_naming_user_and_field(
+    caplog: pytest.LogCaptureFixture, status: object
+) -> None:
+    user = User.from_api({"userid": "zhangsan", "status": status}, department_id=7)
+    assert user.status is None
+    (warning,) = _warnings(caplog)
+    assert "user 'zhangsan' in department 7" in warning
+    assert "status" in warning
+    assert "INTEGER" in warning
+
+
+def test_status_at_the_int32_bounds_is_kept() -> None:
+    assert User.from_api({"userid": "a", "status": 2**31 - 1}).status == 2**31 - 1
+    assert User.from_api({"userid": "a", "status": -(2**31)}).status == -(2**31)
+
+
+def test_user_numbers_beyond_int64_become_null_and_memberships_stay_aligned(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    user = User.from_api(
+        {
+            "userid": "lisi",
+            "main_department": 2**63,
+            "department": [1, 2**63, 3, 1e30],
+            "order": [2**63, 5, 6, 7],
+            "is_leader_in_dept": [1, 0, 1, 0],
+        }
+    )
+    assert user.main_department is None
+    assert user.departments == (1, 3)
+    assert user.orders == (None, 6)
+    assert user.leader_flags == (True, True)
+    (warning,) = _warnings(caplog)
+    for field in ("main_department", "department[1]", "department[3]", "order[0]", "BIGINT"):
+        assert field in warning
+
+
+def test_department_numbers_beyond_int64_become_null_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    department = Department.from_api({"id": 5, "parentid": 2**63, "order": -(2**63) - 1})
+    assert (department.parent_id, department.order) == (None, None)
+    (warning,) = _warnings(caplog)
+    assert "department 5" in warning
+    assert "parentid" in warning
+    assert "order" in warning
+
+
+@pytest.mark.parametrize("department_id", [2**63, 1e30, "99999999999999999999999"])
+def test_department_id_beyond_int64_fails_naming_the_department_and_field(
+    department_id: object,
+) -> None:
+    with pytest.raises(WeComResponseError) as caught:
+        Department.from_api({"id": department_id, "name": "研发"})
+    assert "name '研发'" in str(caught.value)
+    assert "field id" in str(caught.value)
+
+
+def test_text_with_a_lone_surrogate_gets_replacement_characters_and_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    payload = json.loads(
+        '{"userid": "wangwu", "name": "王\\ud800五", "direct_leader": ["\\udfff"]}'
+    )
+    user = User.from_api(payload, department_id=3)
+    assert user.name == "王\ufffd五"
+    assert user.direct_leaders == ("\ufffd",)
+    (warning,) = _warnings(caplog)
+    assert "user 'wangwu' in department 3" in warning
+    assert "name" in warning
+    assert "direct_leader[0]" in warning
+
+
+def test_userid_with_a_lone_surrogate_fails_naming_department_user_and_field() -> None:
+    payload = json.loads('{"userid": "bad\\ud800id", "name": "赵六"}')
+    with pytest.raises(WeComResponseError) as caught:
+        User.from_api(payload, department_id=12)
+    message = str(caught.value)
+    assert "department 12" in message
+    assert "name '赵六'" in message
+    assert "field userid" in message
+    assert "\\ud800" in message
+
+
+def test_extattr_nested_deeper_than_the_limit_becomes_null_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    deep = _nested(5000)
+    as_object = User.from_api({"userid": "a", "extattr": deep})
+    as_text = User.from_api({"userid": "b", "external_profile": "[" * 5000 + "]" * 5000})
+    assert as_object.extattr is None
+    assert as_text.external_profile is None
+    warnings = _warnings(caplog)
+    assert len(warnings) == 2
+    assert "extattr is nested deeper than 32 levels" in warnings[0]
+    assert "external_profile is nested deeper than 32 levels" in warnings[1]
+
+
+def test_extattr_at_the_depth_limit_is_kept() -> None:
+    user = User.from_api({"userid": "a", "extattr": _nested(32)})
+    assert user.extattr is not None
+    assert json.loads(user.extattr) == _nested(32)
+
+
+def test_every_value_of_a_hostile_record_fits_its_arrow_column() -> None:
+    payload = json.loads(
+        '{"userid": "u", "name": "\\ud83d", "status": 4294967296, "main_department": 1e30,'
+        ' "department": [1, 9223372036854775808], "order": [9223372036854775808, 1],'
+        ' "extattr": {"k": "\\udc00"}}'
+    )
+    user = User.from_api(payload)
+    pa.array([user.status], type=pa.int32())
+    pa.array([user.main_department, *user.departments], type=pa.int64())
+    pa.array(list(user.orders), type=pa.int64())
+    pa.array([user.name, user.extattr], type=pa.string())
+    assert user.extattr == '{"k": "\ufffd"}'
+
+
+def test_well_formed_records_log_no_warning(caplog: pytest.LogCaptureFixture) -> None:
+    _users("wecom_user_list_full.json")
+    _users("wecom_user_list_new_app.json")
+    Department.from_api(_load("wecom_department_list.json")["department"][0])
+    assert _warnings(caplog) == []

@@ -241,7 +241,10 @@ class WeComClient:
             subject=f"department {department_id}",
         )
         payload = self._request(call, cancel)
-        return [User.from_api(item) for item in _array(payload, "user/list", "userlist")]
+        return [
+            User.from_api(item, department_id=department_id)
+            for item in _array(payload, "user/list", "userlist")
+        ]
 
     def _fetch_token(self) -> TokenGrant:
         params = {"corpid": self._config.corp_id, "corpsecret": self._config.corp_secret}

@@ -1,23 +1,47 @@
-"""Typed records of the WeCom contact API, with all payload parsing in one place.
+r"""Typed records of the WeCom contact API, with all payload parsing in one place.
 
 WeCom's answers vary by app age, secret type and visible range: fields go missing (since
 2022-06-20 new apps no longer receive mobile, email, avatar, ...), legacy fields linger and a few
-numbers arrive as strings. Parsing is therefore tolerant for optional fields (coerced when the
-conversion is lossless, else None) and strict only for the identifiers a record cannot exist
-without.
+numbers arrive as strings. Values are coerced when the conversion loses nothing (``"7"`` -> 7,
+``7.0`` -> 7, ``13800000000`` -> ``"13800000000"``).
+
+One policy covers every value that cannot be stored as it is, so that nothing fails later in
+Arrow or DuckDB (ArrowInvalid, OverflowError, UnicodeEncodeError, RecursionError) naming no
+user. The columns are INTEGER (int32) for ``status``, BIGINT (int64) for ids and orders,
+VARCHAR for text, and JSON text for ``extattr``/``external_profile``.
+
+* Identifiers: a department without a valid ``id`` (an integer that fits BIGINT), or a user
+  without a valid ``userid`` (non-empty, valid Unicode text), fails the call with a
+  :class:`~wecom_assets.wecom.errors.WeComResponseError` naming the department, the user and
+  the field: a record without its key cannot be stored or merged.
+* Every other field is optional. A present value that does not fit its column (wrong type, out
+  of range, nested deeper than :data:`MAX_JSON_DEPTH`) becomes NULL; text that is not valid
+  Unicode (a lone ``\ud800`` escape) is kept with U+FFFD in place of the bad characters. One
+  warning per record names the department or user and each such field. An entry of a user's
+  ``department`` list that is not a valid department id is dropped together with its ``order``
+  and ``is_leader_in_dept`` entries, since a membership row cannot lack its department.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from wecom_assets.wecom.errors import WeComResponseError
+from wecom_assets.wecom.redact import escape_controls
 
-_INT_TEXT = re.compile(r"-?[0-9]+")
+logger = logging.getLogger(__name__)
+
+# extattr/external_profile deeper than this are not data anyone configured in the admin console.
+MAX_JSON_DEPTH = 32
+_INT_TEXT = re.compile(r"-?[0-9]{1,20}")
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+_INT32 = (-(2**31), 2**31 - 1)
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 def userid_key(userid: str) -> str:
@@ -61,23 +85,40 @@ def _as_bool(value: Any) -> bool | None:
     return None
 
 
-def _as_str_tuple(value: Any) -> tuple[str, ...] | None:
-    """Return a list of userids as a tuple, skipping entries that are not text; None if absent."""
-    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
-        return None
-    return tuple(text for text in (_as_str(item) for item in value) if text is not None)
+def _is_valid_unicode(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
-def _as_json_text(value: Any) -> str | None:
-    """Return structured data as canonical JSON text (stable for comparisons and storage)."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    if not isinstance(value, Mapping | list):
-        return None
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+def _depth(value: Any) -> int:
+    """Nesting depth of decoded JSON, counted without recursion (1 for a flat object)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_JSON_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _describe(value: Any) -> str:
+    """A short, printable description of a raw value for a message."""
+    if isinstance(value, Mapping | list):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return escape_controls(repr(value)[:80])
 
 
 def _item(values: Any, index: int) -> Any:
@@ -86,6 +127,135 @@ def _item(values: Any, index: int) -> Any:
         if index < len(values):
             return values[index]
     return None
+
+
+def _sequence(value: Any) -> Sequence[Any] | None:
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return value
+    return None
+
+
+class _Fields:
+    """Reads one API object under the parsing policy, noting every value it had to drop."""
+
+    __slots__ = ("_notes", "_payload")
+
+    def __init__(self, payload: Mapping[str, Any]) -> None:
+        self._payload = payload
+        self._notes: list[str] = []
+
+    def note(self, field: str, problem: str) -> None:
+        self._notes.append(f"{field} {problem}")
+
+    def warn(self, path: str, who: str) -> None:
+        """Log the notes, if any, in one warning naming the record."""
+        if self._notes:
+            logger.warning("WeCom %s: %s: %s", path, who, "; ".join(self._notes))
+
+    def integer(self, key: str, bounds: tuple[int, int] = _INT64) -> int | None:
+        return self.fit_integer(self._payload.get(key), key, bounds)
+
+    def fit_integer(self, raw: Any, field: str, bounds: tuple[int, int] = _INT64) -> int | None:
+        if raw is None:
+            return None
+        value = _as_int(raw)
+        if value is None:
+            self.note(field, f"{_describe(raw)} is not an integer: stored as NULL")
+        elif not bounds[0] <= value <= bounds[1]:
+            column = "INTEGER" if bounds == _INT32 else "BIGINT"
+            self.note(field, f"{_describe(value)} does not fit {column}: stored as NULL")
+            return None
+        return value
+
+    def text(self, key: str) -> str | None:
+        raw = self._payload.get(key)
+        if raw is None:
+            return None
+        value = _as_str(raw)
+        if value is None:
+            self.note(key, f"{_describe(raw)} is not text: stored as NULL")
+            return None
+        return self.valid_text(value, key)
+
+    def valid_text(self, value: str, field: str) -> str:
+        if _is_valid_unicode(value):
+            return value
+        self.note(field, "is not valid Unicode: bad characters replaced with U+FFFD")
+        return _SURROGATES.sub("\ufffd", value)
+
+    def texts(self, key: str) -> tuple[str, ...] | None:
+        """A list of userids; entries that are not text are skipped."""
+        raw = self._payload.get(key)
+        if raw is None:
+            return None
+        values = _sequence(raw)
+        if values is None:
+            self.note(key, f"{_describe(raw)} is not a list: stored as NULL")
+            return None
+        kept: list[str] = []
+        for index, item in enumerate(values):
+            text = _as_str(item)
+            if text is not None:
+                kept.append(self.valid_text(text, f"{key}[{index}]"))
+            elif item is not None:
+                self.note(f"{key}[{index}]", f"{_describe(item)} is not text: skipped")
+        return tuple(kept)
+
+    def json_text(self, key: str) -> str | None:
+        """Structured data as canonical JSON text (stable for comparisons and storage)."""
+        raw = self._payload.get(key)
+        if raw is None:
+            return None
+        value = raw
+        try:
+            if isinstance(raw, str):
+                value = json.loads(raw)
+            if not isinstance(value, Mapping | list):
+                self.note(key, f"{_describe(raw)} is not a JSON object or array: stored as NULL")
+                return None
+            if _depth(value) > MAX_JSON_DEPTH:
+                raise RecursionError
+            text = json.dumps(value, ensure_ascii=False, sort_keys=True, allow_nan=False)
+        except RecursionError:
+            self.note(key, f"is nested deeper than {MAX_JSON_DEPTH} levels: stored as NULL")
+            return None
+        except ValueError:
+            self.note(key, f"{_describe(raw)} is not valid JSON: stored as NULL")
+            return None
+        return self.valid_text(text, key)
+
+    def memberships(
+        self,
+    ) -> tuple[tuple[int, ...], tuple[int | None, ...], tuple[bool | None, ...]]:
+        """The parallel ``department``/``order``/``is_leader_in_dept`` arrays, kept aligned."""
+        raw_departments = self._payload.get("department")
+        departments = _sequence(raw_departments)
+        if departments is None:
+            if raw_departments is not None:
+                self.note("department", f"{_describe(raw_departments)} is not a list: empty")
+            return (), (), ()
+        raw_orders = self._payload.get("order")
+        raw_flags = self._payload.get("is_leader_in_dept")
+        ids: list[int] = []
+        orders: list[int | None] = []
+        flags: list[bool | None] = []
+        for index, raw_id in enumerate(departments):
+            department_id = _as_int(raw_id)
+            if department_id is None or not _INT64[0] <= department_id <= _INT64[1]:
+                # Dropping the whole index keeps the three arrays aligned.
+                self.note(
+                    f"department[{index}]",
+                    f"{_describe(raw_id)} is not a department id: membership dropped",
+                )
+                continue
+            ids.append(department_id)
+            orders.append(self.fit_integer(_item(raw_orders, index), f"order[{index}]"))
+            raw_flag = _item(raw_flags, index)
+            flag = _as_bool(raw_flag)
+            if flag is None and raw_flag is not None:
+                self.note(f"is_leader_in_dept[{index}]", f"{_describe(raw_flag)} is not 0 or 1")
+            flags.append(flag)
+        return tuple(ids), tuple(orders), tuple(flags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,30 +286,38 @@ class Department:
             payload: The API object.
 
         Returns:
-            The parsed department.
+            The parsed department; optional fields that do not fit are None (see the module
+            docstring), with a warning naming the department and the fields.
 
         Raises:
-            WeComResponseError: The item is not an object or has no usable ``id``.
+            WeComResponseError: The item is not an object or has no valid ``id``.
         """
         if not isinstance(payload, Mapping):
             raise WeComResponseError(
-                f"department entry is {type(payload).__name__}, not an object",
+                f"WeCom department/list answered a department entry that is "
+                f"{type(payload).__name__}, not an object",
                 path="department/list",
             )
-        department_id = _as_int(payload.get("id"))
+        fields = _Fields(payload)
+        raw_id = payload.get("id")
+        department_id = fields.integer("id")
         if department_id is None:
             raise WeComResponseError(
-                f"department entry without a valid integer id: id={payload.get('id')!r}",
+                f"WeCom department/list answered a department (name "
+                f"{_describe(payload.get('name'))}) without a valid id: field id is "
+                f"{_describe(raw_id)}, not an integer that fits BIGINT",
                 path="department/list",
             )
-        return cls(
+        department = cls(
             id=department_id,
-            name=_as_str(payload.get("name")),
-            name_en=_as_str(payload.get("name_en")),
-            parent_id=_as_int(payload.get("parentid")),
-            order=_as_int(payload.get("order")),
-            leaders=_as_str_tuple(payload.get("department_leader")),
+            name=fields.text("name"),
+            name_en=fields.text("name_en"),
+            parent_id=fields.integer("parentid"),
+            order=fields.integer("order"),
+            leaders=fields.texts("department_leader"),
         )
+        fields.warn("department/list", f"department {department_id}")
+        return department
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,64 +354,64 @@ class User:
     external_profile: str | None
 
     @classmethod
-    def from_api(cls, payload: Mapping[str, Any]) -> User:
+    def from_api(cls, payload: Mapping[str, Any], *, department_id: int | None = None) -> User:
         """Build a user from one item of ``user/list``'s ``userlist`` array.
 
         Args:
             payload: The API object.
+            department_id: The department whose listing this came from, named in messages.
 
         Returns:
-            The parsed user.
+            The parsed user; optional fields that do not fit are None (see the module
+            docstring), with a warning naming the user, the department and the fields.
 
         Raises:
-            WeComResponseError: The item is not an object or its ``userid`` is not non-empty text.
+            WeComResponseError: The item is not an object or its ``userid`` is not non-empty,
+                valid Unicode text.
         """
+        listing = "" if department_id is None else f" for department {department_id}"
         if not isinstance(payload, Mapping):
             raise WeComResponseError(
-                f"user entry is {type(payload).__name__}, not an object", path="user/list"
+                f"WeCom user/list{listing} answered a user entry that is "
+                f"{type(payload).__name__}, not an object",
+                path="user/list",
             )
         userid = payload.get("userid")
-        if not isinstance(userid, str) or not userid:
+        if not isinstance(userid, str) or not userid or not _is_valid_unicode(userid):
             raise WeComResponseError(
-                f"user entry without a valid userid: userid={userid!r}", path="user/list"
+                f"WeCom user/list{listing} answered a user (name "
+                f"{_describe(payload.get('name'))}) without a valid userid: field userid is "
+                f"{_describe(userid)}, not non-empty valid Unicode text",
+                path="user/list",
             )
-        raw_departments = payload.get("department")
-        if not isinstance(raw_departments, Sequence) or isinstance(raw_departments, str | bytes):
-            raw_departments = ()
-        departments: list[int] = []
-        orders: list[int | None] = []
-        leader_flags: list[bool | None] = []
-        for index, raw_id in enumerate(raw_departments):
-            department_id = _as_int(raw_id)
-            if department_id is None:
-                # Dropping the whole index keeps the three arrays aligned.
-                continue
-            departments.append(department_id)
-            orders.append(_as_int(_item(payload.get("order"), index)))
-            leader_flags.append(_as_bool(_item(payload.get("is_leader_in_dept"), index)))
-        return cls(
+        fields = _Fields(payload)
+        departments, orders, leader_flags = fields.memberships()
+        user = cls(
             userid=userid,
-            name=_as_str(payload.get("name")),
-            alias=_as_str(payload.get("alias")),
-            position=_as_str(payload.get("position")),
-            status=_as_int(payload.get("status")),
-            main_department=_as_int(payload.get("main_department")),
-            departments=tuple(departments),
-            orders=tuple(orders),
-            leader_flags=tuple(leader_flags),
-            mobile=_as_str(payload.get("mobile")),
-            email=_as_str(payload.get("email")),
-            biz_mail=_as_str(payload.get("biz_mail")),
-            gender=_as_str(payload.get("gender")),
-            telephone=_as_str(payload.get("telephone")),
-            open_userid=_as_str(payload.get("open_userid")),
-            avatar=_as_str(payload.get("avatar")),
-            thumb_avatar=_as_str(payload.get("thumb_avatar")),
-            address=_as_str(payload.get("address")),
-            external_position=_as_str(payload.get("external_position")),
-            english_name=_as_str(payload.get("english_name")),
-            qr_code=_as_str(payload.get("qr_code")),
-            direct_leaders=_as_str_tuple(payload.get("direct_leader")),
-            extattr=_as_json_text(payload.get("extattr")),
-            external_profile=_as_json_text(payload.get("external_profile")),
+            name=fields.text("name"),
+            alias=fields.text("alias"),
+            position=fields.text("position"),
+            status=fields.integer("status", _INT32),
+            main_department=fields.integer("main_department"),
+            departments=departments,
+            orders=orders,
+            leader_flags=leader_flags,
+            mobile=fields.text("mobile"),
+            email=fields.text("email"),
+            biz_mail=fields.text("biz_mail"),
+            gender=fields.text("gender"),
+            telephone=fields.text("telephone"),
+            open_userid=fields.text("open_userid"),
+            avatar=fields.text("avatar"),
+            thumb_avatar=fields.text("thumb_avatar"),
+            address=fields.text("address"),
+            external_position=fields.text("external_position"),
+            english_name=fields.text("english_name"),
+            qr_code=fields.text("qr_code"),
+            direct_leaders=fields.texts("direct_leader"),
+            extattr=fields.json_text("extattr"),
+            external_profile=fields.json_text("external_profile"),
         )
+        where = "" if department_id is None else f" in department {department_id}"
+        fields.warn("user/list", f"user {_describe(userid)}{where}")
+        return user
