@@ -131,6 +131,10 @@ class Caller:
     def run(self, call: Call, cancel: threading.Event | None = None) -> dict[str, Any]:
         """Make ``call`` until it succeeds or the errcode policy gives up.
 
+        The whole call, attempts and waits alike, ends within ``retry_max_seconds``; a call
+        made on behalf of another one in this thread (the gettoken of an API call) gets at
+        most what is left of the outer call's budget.
+
         Args:
             call: The call.
             cancel: Set when the call's result is no longer wanted (a sibling fetch failed).
@@ -140,7 +144,8 @@ class Caller:
 
         Raises:
             FetchCancelled: ``cancel`` was set before an attempt.
-            WeComTransientError: The retry budget ran out.
+            WeComTransientError: The retry budget ran out (the attempt in flight and a
+                rate-limiter wait count against it too).
             WeComApiError: Too many fresh tokens were rejected, or another failure.
             WeComError: The errcode's own error (:func:`~wecom_assets.wecom.errcodes.error_for`).
         """

@@ -125,10 +125,10 @@ class Transport:
                 a redirect.
             WeComResponseError: The body is too large, not UTF-8, or JSON but not an object.
         """
-        self._stats.record_call(path)
         seconds = self._timeout if time_limit is None else min(self._timeout, time_limit)
         if seconds <= 0:
             raise TransientFailure("no time left for another request")
+        self._stats.record_call(path)
         started = self._clock()
         with deadline_of(seconds) as deadline:
             response = self._open(method, path, params, body, deadline)
