@@ -1,12 +1,15 @@
 """One full materialization through the real CLI, measured from outside and from the event log.
 
-The run happens exactly as an operator would start it: ``dagster asset materialize`` in a
-subprocess, a fresh ``DAGSTER_HOME`` initialised once with ``dagster instance migrate`` (two
-processes creating a brand-new SQLite instance at once can corrupt it), the code location's own
-forkserver executor. From outside the harness measures wall time and polls /proc for the peak RSS
-of every process the CLI starts; afterwards it reads the instance's event log for the step
-timeline and the metadata each asset reports (``wecom/api_seconds``, ``duckdb/load_seconds``,
-``duration_seconds``, call counts).
+The run happens exactly as an operator would start it: ``dagster asset materialize --select '*'``
+in a subprocess, against a fresh ``DAGSTER_HOME`` initialised once with ``dagster instance
+migrate`` (two processes creating a brand-new SQLite instance at once can corrupt it). The code
+location runs its one step, ``wecom_org``, inside the CLI process (``in_process_executor``); the
+freshness checks that target the selected assets run as a second step in the same process. From
+outside the harness measures wall time and polls /proc for the peak RSS of the CLI and every
+process it starts; afterwards it reads the instance's event log and splits the wall time into
+consecutive phases, and the step into the parts its materialization metadata reports
+(``wecom/api_seconds``, ``duckdb/copy_seconds``, ``duckdb/load_seconds``,
+``duckdb/publish_seconds``, ``duration_seconds``).
 """
 
 from __future__ import annotations
@@ -27,8 +30,17 @@ from benchmarks.procmon import ProcessRecord, TreeMonitor
 from benchmarks.sandbox import ServedSandbox
 
 ROOT = Path(__file__).resolve().parent.parent
-ASSETS = ("wecom_departments", "wecom_users", "dept_membership")
-FETCH_ASSET = "wecom_users"
+SELECTION = "*"
+SYNC_STEP = "wecom_org"
+FRESHNESS_STEP = "wecom_freshness_checks"
+# The tables a sync replaces from the API (their metadata has the API and load times) and the
+# tables the harness counts afterwards.
+FETCHED = ("wecom_departments", "wecom_users")
+LOADED = ("wecom_departments", "wecom_users", "dept_membership")
+# What the step logs when the fetch ends and when the copy has been renamed over the file; their
+# timestamps split the step into fetch, write and the events written after publishing.
+FETCHED_LOG = "Fetched "
+PUBLISHED_LOG = "Published "
 
 
 @dataclass(frozen=True)
@@ -64,53 +76,84 @@ def _metadata_value(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
-def _event_log(home: Path) -> dict[str, Any]:
-    """Timeline and asset metadata of the instance's only run."""
+@dataclass
+class EventLog:
+    """What the instance recorded of the run: event times, counts and asset metadata."""
+
+    run_id: str
+    status: str
+    first_event: float
+    run_events: dict[str, float]
+    steps: dict[str, dict[str, float]]
+    step_logs: dict[str, float]
+    events_by_type: dict[str, int]
+    events_after_publish: int
+    materializations: dict[str, dict[str, Any]]
+
+
+def read_event_log(home: Path) -> EventLog:
+    """Timeline, event counts and asset metadata of the instance's only run."""
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs(limit=1)
         if not runs:
             raise RuntimeError(f"no run recorded in {home}")
         run = runs[0]
-        timeline: dict[str, float] = {}
-        steps: dict[str, dict[str, Any]] = {}
-        for entry in instance.all_logs(run.run_id):
+        entries = instance.all_logs(run.run_id)
+        run_events: dict[str, float] = {}
+        steps: dict[str, dict[str, float]] = {}
+        step_logs: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for entry in entries:
             event = entry.dagster_event
             if event is None:
+                for prefix in (FETCHED_LOG, PUBLISHED_LOG):
+                    if entry.step_key == SYNC_STEP and entry.user_message.startswith(prefix):
+                        step_logs.setdefault(prefix.strip(), entry.timestamp)
                 continue
             kind = event.event_type.name
+            counts[kind] = counts.get(kind, 0) + 1
             if event.step_key is None:
-                timeline.setdefault(kind, entry.timestamp)
-                continue
-            step = steps.setdefault(event.step_key, {})
-            step.setdefault(kind, entry.timestamp)
-            if kind == "STEP_WORKER_STARTED":
-                metadata = event.event_specific_data.metadata  # type: ignore[union-attr]
-                step["pid"] = int(_metadata_value(metadata["pid"]))
+                run_events.setdefault(kind, entry.timestamp)
+            else:
+                steps.setdefault(event.step_key, {}).setdefault(kind, entry.timestamp)
+        published = step_logs.get(PUBLISHED_LOG.strip())
+        after_publish = sum(
+            1
+            for entry in entries
+            if published is not None
+            and entry.dagster_event is not None
+            and entry.step_key == SYNC_STEP
+            and entry.timestamp > published
+        )
         materializations: dict[str, dict[str, Any]] = {}
-        for name in ASSETS:
-            record = instance.get_latest_materialization_event(dg.AssetKey(name))
+        for spec in instance.get_asset_keys():
+            record = instance.get_latest_materialization_event(spec)
             if record is None or record.run_id != run.run_id:
-                raise RuntimeError(f"{name} was not materialized by run {run.run_id}")
+                continue
             assert record.asset_materialization is not None
-            materializations[name] = {
+            materializations[spec.to_user_string()] = {
                 key: _metadata_value(value)
                 for key, value in record.asset_materialization.metadata.items()
                 if key.startswith(("wecom/", "duckdb/", "duration", "dagster/row_count"))
                 or key == "departments_fetched"
             }
-        return {
-            "run_id": run.run_id,
-            "status": run.status.value,
-            "timeline": timeline,
-            "steps": steps,
-            "materializations": materializations,
-        }
+        return EventLog(
+            run_id=run.run_id,
+            status=run.status.value,
+            first_event=min(entry.timestamp for entry in entries),
+            run_events=run_events,
+            steps=steps,
+            step_logs=step_logs,
+            events_by_type=counts,
+            events_after_publish=after_publish,
+            materializations=materializations,
+        )
 
 
 def _table_counts(database: Path) -> dict[str, int]:
     with duckdb.connect(str(database), read_only=True) as conn:
         counts = {}
-        for name in ASSETS:
+        for name in LOADED:
             row = conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()
             counts[name] = int(row[0]) if row else 0
         return counts
@@ -123,7 +166,7 @@ def materialize(
     corp_secret: str,
     log_path: Path,
 ) -> dict[str, Any]:
-    """Materialize the three assets through the CLI against ``sandbox`` and measure it."""
+    """Materialize every asset (``--select '*'``) through the CLI against ``sandbox``; measure."""
     env = {
         **os.environ,
         "DAGSTER_HOME": str(instance.home),
@@ -135,7 +178,7 @@ def materialize(
     }
     command = [
         *(_cli("dagster"), "asset", "materialize", "-m", "wecom_assets.definitions"),
-        *("--select", ",".join(ASSETS)),
+        *("--select", SELECTION),
     ]
     sandbox_cpu_before = sandbox.cpu_seconds()
     load_before = os.getloadavg()
@@ -148,90 +191,124 @@ def materialize(
         with TreeMonitor(process.pid, extra=(sandbox.pid,)) as monitor:
             returncode = process.wait()
         wall = time.monotonic() - started
-        ended_wall = started_wall + wall
     if returncode != 0:
         raise RuntimeError(f"dagster asset materialize failed ({returncode}); see {log_path}")
     sandbox_cpu = sandbox.cpu_seconds() - sandbox_cpu_before
-    log = _event_log(instance.home)
-    stats = sandbox.stats()
-    steps: dict[str, dict[str, Any]] = {}
-    pids_of_steps = set()
-    for key, events in log["steps"].items():
-        record = monitor.processes.get(events.get("pid", -1))
-        pids_of_steps.add(events.get("pid"))
-        metadata = log["materializations"].get(key, {})
-        step: dict[str, Any] = {
-            "startup_seconds": events["STEP_START"] - events["STEP_WORKER_STARTING"],
-            "step_seconds": events["STEP_SUCCESS"] - events["STEP_START"],
-            "peak_rss_mb": None if record is None else round(record.peak_rss_kb / 1024, 1),
-            "cpu_seconds": None if record is None else record.cpu_seconds,
-        }
-        if metadata:
-            step.update(
-                {
-                    "duration_seconds": metadata["duration_seconds"],
-                    "api_seconds": metadata.get("wecom/api_seconds", 0.0),
-                    "load_seconds": metadata["duckdb/load_seconds"],
-                    "rows": metadata["dagster/row_count"],
-                    "api_calls_by_endpoint": metadata.get("wecom/api_calls_by_endpoint", {}),
-                    "retries": metadata.get("wecom/retries", 0),
-                    "errcodes": metadata.get("wecom/errcodes", {}),
-                }
-            )
-        if key == FETCH_ASSET:
-            used, covered = monitor.extra[sandbox.pid].between(
-                events["STEP_START"], events["STEP_SUCCESS"]
-            )
-            step["sandbox_cpu_share"] = round(used / covered, 3) if covered else None
-        steps[key] = step
-    other_processes: dict[str, dict[str, Any]] = {}
-    for record in monitor.processes.values():
-        if record.pid in pids_of_steps:
-            continue
-        role = "cli" if record.pid == process.pid else _role(record, monitor.processes)
-        group = other_processes.setdefault(
-            role, {"count": 0, "peak_rss_mb": 0.0, "cpu_seconds": 0.0}
-        )
-        group["count"] += 1
-        group["peak_rss_mb"] = max(group["peak_rss_mb"], round(record.peak_rss_kb / 1024, 1))
-        group["cpu_seconds"] = round(group["cpu_seconds"] + record.cpu_seconds, 2)
-    asset_steps = [steps[name] for name in ASSETS]
-    body = sum(step["duration_seconds"] for step in asset_steps)
-    api = sum(step["api_seconds"] for step in asset_steps)
-    load = sum(step["load_seconds"] for step in asset_steps)
-    timeline = log["timeline"]
+    log = read_event_log(instance.home)
+    step = sync_step(log)
+    phases = timeline(log, started_wall, started_wall + wall)
+    used, covered = monitor.extra[sandbox.pid].between(
+        log.steps[SYNC_STEP]["STEP_START"], log.step_logs[FETCHED_LOG.strip()]
+    )
     return {
-        "command": " ".join(Path(command[0]).name if i == 0 else c for i, c in enumerate(command)),
+        "command": f"dagster asset materialize -m wecom_assets.definitions --select '{SELECTION}'",
         "wall_seconds": wall,
-        "cli_to_run_start_seconds": timeline["RUN_START"] - started_wall,
-        "run_success_to_exit_seconds": ended_wall - timeline["RUN_SUCCESS"],
-        "api_seconds": api,
-        "load_seconds": load,
-        "other_in_assets_seconds": body - api - load,
-        "dagster_overhead_seconds": wall - body,
-        "steps": steps,
-        "other_processes": other_processes,
+        "phases": phases,
+        "step": step,
+        "events": {
+            "total": sum(log.events_by_type.values()),
+            "by_type": log.events_by_type,
+            "written_after_publish": log.events_after_publish,
+        },
+        "processes": _processes(monitor.processes, process.pid),
         "sandbox": {
-            **stats,
+            **sandbox.stats(),
             "cpu_seconds": sandbox_cpu,
             "cpu_share_of_run": round(sandbox_cpu / wall, 3),
+            "cpu_share_during_fetch": round(used / covered, 3) if covered else None,
         },
-        "retries": sum(step["retries"] for step in asset_steps),
-        "client_errcodes": _merge_counts(step["errcodes"] for step in asset_steps),
+        "retries": sum(log.materializations[name].get("wecom/retries", 0) for name in FETCHED),
+        "client_errcodes": _merge_counts(
+            log.materializations[name].get("wecom/errcodes", {}) for name in FETCHED
+        ),
+        "rows": {
+            name: metadata["dagster/row_count"]
+            for name, metadata in sorted(log.materializations.items())
+        },
         "tables": _table_counts(instance.database),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
     }
 
 
-def _role(record: ProcessRecord, processes: dict[int, ProcessRecord]) -> str:
-    parent = processes.get(record.parent)
-    if "forkserver" in record.cmdline:
-        if parent is not None and "forkserver" in parent.cmdline:
-            return "forkserver child, not a step"
-        return "forkserver"
-    if "resource_tracker" in record.cmdline:
-        return "multiprocessing resource tracker"
+def sync_step(log: EventLog) -> dict[str, float]:
+    """The sync step's parts, from its metadata and the two log lines that bound its fetch.
+
+    The metadata times the API calls, the file copy, each table's load and the rename; what the
+    step spent between fetching and publishing beyond those is the history (folding the snapshot
+    into the history tables, their consistency checks and row counts) and opening the copy.
+    """
+    meta = log.materializations
+    first = meta[FETCHED[0]]
+    started = log.steps[SYNC_STEP]["STEP_START"]
+    fetched = log.step_logs.get(FETCHED_LOG.strip())
+    published = log.step_logs.get(PUBLISHED_LOG.strip())
+    if fetched is None or published is None:
+        raise RuntimeError(
+            f"the {SYNC_STEP} step did not log {FETCHED_LOG!r} and {PUBLISHED_LOG!r}; the "
+            "benchmark cannot split it into fetch and write"
+        )
+    api = sum(meta[name].get("wecom/api_seconds", 0.0) for name in FETCHED)
+    load = {name: float(meta[name]["duckdb/load_seconds"]) for name in LOADED}
+    copy = float(first["duckdb/copy_seconds"])
+    publish = float(first["duckdb/publish_seconds"])
+    write = published - fetched
+    return {
+        "step_seconds": log.steps[SYNC_STEP]["STEP_SUCCESS"] - started,
+        "duration_seconds": float(first["duration_seconds"]),
+        "fetch_seconds": fetched - started,
+        "api_seconds": api,
+        "fetch_other_seconds": fetched - started - api,
+        "write_seconds": write,
+        "copy_seconds": copy,
+        "load_seconds": sum(load.values()),
+        **{f"load_{name}_seconds": seconds for name, seconds in load.items()},
+        "history_seconds": write - copy - sum(load.values()) - publish,
+        "publish_seconds": publish,
+        "events_seconds": log.steps[SYNC_STEP]["STEP_SUCCESS"] - published,
+    }
+
+
+def timeline(log: EventLog, launched: float, exited: float) -> dict[str, float]:
+    """Consecutive phases of the run, from launching the CLI to its exit; they sum to the wall.
+
+    - ``cli_start``: Python, Dagster and the code location imported, the run created;
+    - ``run_planned``: the run's planned-materialization and planned-check events written;
+    - ``run_start_to_step``: resources initialised, log capture started;
+    - ``sync_step``: the one step (fetch, write, publish, its materialization and check events);
+    - ``freshness_step``: the freshness checks that ``--select '*'`` also runs;
+    - ``run_end``: the run's closing events;
+    - ``exit``: from ``RUN_SUCCESS`` to the CLI's exit.
+    """
+    sync = log.steps[SYNC_STEP]
+    freshness = log.steps.get(FRESHNESS_STEP, {})
+    last_step_end = freshness.get("STEP_SUCCESS", sync["STEP_SUCCESS"])
+    marks = [
+        ("cli_start", launched),
+        ("run_planned", log.first_event),
+        ("run_start_to_step", log.run_events["RUN_START"]),
+        ("sync_step", sync["STEP_START"]),
+        ("freshness_step", sync["STEP_SUCCESS"]),
+        ("run_end", last_step_end),
+        ("exit", log.run_events["RUN_SUCCESS"]),
+    ]
+    ends = [mark for _, mark in marks[1:]] + [exited]
+    return {name: end - start for (name, start), end in zip(marks, ends, strict=True)}
+
+
+def _processes(processes: dict[int, ProcessRecord], cli: int) -> dict[str, dict[str, Any]]:
+    """Peak RSS and CPU of the CLI and of the helpers it started, grouped by what they are."""
+    groups: dict[str, dict[str, Any]] = {}
+    for record in processes.values():
+        role = "cli" if record.pid == cli else _role(record)
+        group = groups.setdefault(role, {"count": 0, "peak_rss_mb": 0.0, "cpu_seconds": 0.0})
+        group["count"] += 1
+        group["peak_rss_mb"] = max(group["peak_rss_mb"], round(record.peak_rss_kb / 1024, 1))
+        group["cpu_seconds"] = round(group["cpu_seconds"] + record.cpu_seconds, 2)
+    return groups
+
+
+def _role(record: ProcessRecord) -> str:
     if record.cmdline.startswith("tail "):
         return "compute-log tail"
     if "watch_orphans" in record.cmdline:
