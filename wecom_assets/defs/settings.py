@@ -3,8 +3,9 @@
 Required values and secrets enter in :mod:`wecom_assets.defs.definitions` as ``dg.EnvVar``, so the
 UI shows the variable's name and never its value. Optional settings whose default comes from an
 environment variable (``WECOM_API_BASE_URL``, ``WECOM_DUCKDB_PATH``, ``WECOM_TOKEN_CACHE_DIR``,
-``WECOM_PII_POLICY``) are resolved here and nowhere else, when a step builds its client or opens
-the warehouse, so a resource field left empty means the same thing in every module.
+``WECOM_PII_POLICY``, ``WECOM_ALERT_UI_BASE_URL``) are resolved here and nowhere else, when a step
+builds its client or opens the warehouse, so a resource field left empty means the same thing in
+every module.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ DUCKDB_PATH_ENV = "WECOM_DUCKDB_PATH"
 TOKEN_CACHE_DIR_ENV = "WECOM_TOKEN_CACHE_DIR"
 PII_POLICY_ENV = "WECOM_PII_POLICY"
 PII_SALT_ENV = "WECOM_PII_SALT"
+ALERT_WEBHOOK_KEY_ENV = "WECOM_ALERT_WEBHOOK_KEY"
+ALERT_UI_BASE_URL_ENV = "WECOM_ALERT_UI_BASE_URL"
 DEFAULT_DUCKDB_PATH = "data/wecom.duckdb"
+DEFAULT_ALERT_UI_BASE_URL = "http://localhost:3000"
 
 
 def _env(name: str, environ: Mapping[str, str] | None) -> str:
@@ -67,6 +71,22 @@ def token_cache_dir(configured: str, environ: Mapping[str, str] | None = None) -
     if dagster_home:
         return Path(dagster_home) / ".wecom"
     return Path.home() / ".cache" / "wecom_assets"
+
+
+def alert_ui_base_url(configured: str, environ: Mapping[str, str] | None = None) -> str:
+    """The UI that alert links point to, without a trailing slash.
+
+    The setting, else ``$WECOM_ALERT_UI_BASE_URL``, else ``http://localhost:3000``.
+    """
+    url = configured or _env(ALERT_UI_BASE_URL_ENV, environ) or DEFAULT_ALERT_UI_BASE_URL
+    return url.rstrip("/")
+
+
+def alerts_default_status() -> dg.DefaultSensorStatus:
+    """The alert sensor runs by default exactly when a robot key is set: off without one."""
+    if os.environ.get(ALERT_WEBHOOK_KEY_ENV, "").strip():
+        return dg.DefaultSensorStatus.RUNNING
+    return dg.DefaultSensorStatus.STOPPED
 
 
 def pii_policy_text(environ: Mapping[str, str] | None = None) -> str:
