@@ -36,7 +36,7 @@ def test_empty_fields_fall_back_to_the_environment_then_to_the_defaults(
     config = WeComResource(corp_id="ww0123", corp_secret="secret").client_config()
     assert config.base_url == "https://qyapi.weixin.qq.com"
     assert config.token_cache_dir == tmp_path / ".wecom"
-    assert WarehouseResource().path == Path("data/wecom.duckdb")
+    assert WarehouseResource().path == settings.data_anchor() / "data/wecom.duckdb"
     monkeypatch.setenv("WECOM_API_BASE_URL", "http://127.0.0.1:8000")
     monkeypatch.setenv("WECOM_DUCKDB_PATH", str(tmp_path / "env.duckdb"))
     monkeypatch.setenv("WECOM_TOKEN_CACHE_DIR", str(tmp_path / "tokens"))

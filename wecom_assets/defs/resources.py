@@ -148,8 +148,10 @@ class WarehouseResource(DuckDBResource):
     database: str = Field(
         default="",
         description=(
-            "Path of the DuckDB file. Empty means $WECOM_DUCKDB_PATH, else data/wecom.duckdb "
-            "(relative to the working directory). The parent directory is created."
+            "Path of the DuckDB file. Empty means $WECOM_DUCKDB_PATH, else data/wecom.duckdb. "
+            "A relative path starts at the project root (the directory with pyproject.toml "
+            "above the installed package), else at $DAGSTER_HOME; never at the working "
+            "directory. The parent directory is created."
         ),
     )
     lock_timeout_seconds: float = Field(
@@ -191,8 +193,13 @@ class WarehouseResource(DuckDBResource):
         return resolve_policy(self.pii_policy, settings.pii_policy_text(), self.pii_salt)
 
     def effective_settings(self) -> dict[str, Any]:
-        """The warehouse settings a step runs with, for run metadata; never the salt."""
+        """The warehouse settings a step runs with, for run metadata; never the salt.
+
+        The path is absolute, and ``dagster/uri`` is the UI's storage location of the asset, so
+        every materialization says exactly which file it wrote.
+        """
         return {
+            "dagster/uri": self.path.as_uri(),
             "duckdb/path": str(self.path),
             "duckdb/lock_timeout_seconds": self.lock_timeout_seconds,
         }

@@ -6,6 +6,10 @@ environment variable (``WECOM_API_BASE_URL``, ``WECOM_DUCKDB_PATH``, ``WECOM_TOK
 ``WECOM_PII_POLICY``, ``WECOM_ALERT_UI_BASE_URL``) are resolved here and nowhere else, when a step
 builds its client or opens the warehouse, so a resource field left empty means the same thing in
 every module.
+
+A relative DuckDB path is resolved against one anchor, :func:`project_root`, never against the
+working directory: ``dagster dev``, the daemon, a run worker and a container each start in a
+directory of their own, and the file must land in the same place for all of them.
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ ALERT_WEBHOOK_KEY_ENV = "WECOM_ALERT_WEBHOOK_KEY"
 ALERT_UI_BASE_URL_ENV = "WECOM_ALERT_UI_BASE_URL"
 DEFAULT_DUCKDB_PATH = "data/wecom.duckdb"
 DEFAULT_ALERT_UI_BASE_URL = "http://localhost:3000"
+# The file that marks a project: this repository's, or the one the package is installed into.
+PROJECT_MARKER = "pyproject.toml"
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 def _env(name: str, environ: Mapping[str, str] | None) -> str:
@@ -52,9 +59,56 @@ def base_url(configured: str, environ: Mapping[str, str] | None = None) -> str:
     return configured or _env(BASE_URL_ENV, environ) or DEFAULT_BASE_URL
 
 
-def duckdb_path(configured: str, environ: Mapping[str, str] | None = None) -> Path:
-    """The DuckDB file: the resource's setting, else ``$WECOM_DUCKDB_PATH``, else the default."""
-    return Path(configured or _env(DUCKDB_PATH_ENV, environ) or DEFAULT_DUCKDB_PATH).expanduser()
+def project_root(package_dir: Path = _PACKAGE_DIR) -> Path | None:
+    """The project the package belongs to: the nearest directory above it with a pyproject.toml.
+
+    In a checkout that is the repository (``wecom_assets/`` sits next to its pyproject.toml).
+    Installed from a wheel into a project's virtualenv (``<project>/.venv/lib/.../site-packages``)
+    it is that project. A virtualenv outside any project, or a system-wide install, has none.
+    """
+    for directory in package_dir.parents:
+        if (directory / PROJECT_MARKER).is_file():
+            return directory
+    return None
+
+
+def data_anchor(environ: Mapping[str, str] | None = None, package_dir: Path = _PACKAGE_DIR) -> Path:
+    """Where a relative ``WECOM_DUCKDB_PATH`` starts: the project root, else ``$DAGSTER_HOME``.
+
+    Both are the same for every process of a deployment, whatever its working directory.
+
+    Raises:
+        ValueError: Neither exists; the message says which settings fix it.
+    """
+    root = project_root(package_dir)
+    if root is not None:
+        return root
+    dagster_home = _env("DAGSTER_HOME", environ)
+    if dagster_home:
+        return Path(dagster_home).expanduser().resolve()
+    raise ValueError(
+        f"{DUCKDB_PATH_ENV} is a relative path, and there is nothing to resolve it against: "
+        f"wecom_assets is installed outside any project (no {PROJECT_MARKER} above "
+        f"{package_dir}) and DAGSTER_HOME is not set. Set {DUCKDB_PATH_ENV} to an absolute path, "
+        "or set DAGSTER_HOME."
+    )
+
+
+def duckdb_path(
+    configured: str, environ: Mapping[str, str] | None = None, package_dir: Path = _PACKAGE_DIR
+) -> Path:
+    """The DuckDB file as an absolute path.
+
+    The resource's setting, else ``$WECOM_DUCKDB_PATH``, else ``data/wecom.duckdb``; a relative
+    one is resolved against :func:`data_anchor`.
+
+    Raises:
+        ValueError: The path is relative and has no anchor (see :func:`data_anchor`).
+    """
+    path = Path(configured or _env(DUCKDB_PATH_ENV, environ) or DEFAULT_DUCKDB_PATH).expanduser()
+    if path.is_absolute():
+        return path
+    return data_anchor(environ, package_dir) / path
 
 
 def token_cache_dir(configured: str, environ: Mapping[str, str] | None = None) -> Path:
