@@ -25,7 +25,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from wecom_assets.defs.assets import wecom_org
+from wecom_assets.defs.assets import build_org_assets
 from wecom_assets.defs.resources import WarehouseResource, WeComResource
 from wecom_assets.sandbox.evolve import OrgEditor, evolve_org
 from wecom_assets.sandbox.org import generate_org
@@ -34,7 +34,7 @@ from wecom_assets.wecom.models import Department, User
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out" / "history_growth.json"
-ASSETS = [wecom_org]
+ASSETS = [build_org_assets()]
 TABLES = (
     "wecom_departments_history",
     "wecom_users_history",

@@ -46,7 +46,9 @@ def fetch_point(
             load_before = os.getloadavg()[0]
             sandbox_cpu = sandbox.cpu_seconds()
             started, cpu_started = time.monotonic(), time.process_time()
-            table = snapshots.users_table(client.iter_users(department_ids), datetime.now(UTC))
+            table = snapshots.users_table(
+                client.iter_users(department_ids), corp_id, datetime.now(UTC)
+            )
             seconds = time.monotonic() - started
             cpu = time.process_time() - cpu_started
             stats = client.stats

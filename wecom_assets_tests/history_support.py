@@ -30,16 +30,22 @@ def load_snapshot(
     view = visible_view(org, visible)
     departments = [Department.from_api(d) for d in view["departments"]]
     users = [User.from_api(u) for u in view["users"]]
+    corp_id = org["corp_id"]
     publish.replace_table(
         conn,
         DEPARTMENTS,
-        snapshots.departments_table(departments, synced_at),
+        snapshots.departments_table(departments, corp_id, synced_at),
+        corp_id=corp_id,
         max_shrink_fraction=None,
     )
     publish.replace_table(
-        conn, USERS, snapshots.users_table(users, synced_at), max_shrink_fraction=None
+        conn,
+        USERS,
+        snapshots.users_table(users, corp_id, synced_at),
+        corp_id=corp_id,
+        max_shrink_fraction=None,
     )
-    publish.replace_membership(conn)
+    publish.replace_membership(conn, corp_id)
 
 
 def plain_users(org: OrgEditor, count: int) -> list[str]:

@@ -167,5 +167,5 @@ def five_syncs(database: Path) -> History:
                 edit.reparent(nested, 1)
             synced.orgs.append(org.snapshot())
             load_snapshot(conn, synced.orgs[-1], at)
-            history.apply_snapshot(conn)
+            history.apply_snapshot(conn, org.data["corp_id"])
     return synced

@@ -18,12 +18,12 @@ from dagster_support import (
 )
 from warehouse_oracle import assert_same_tables, assert_warehouse_holds, warehouse_tables
 
-from wecom_assets.defs.assets import wecom_org
+from wecom_assets.defs.assets import build_org_assets
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.sandbox.server import FaultConfig, SandboxConfig, SandboxServer
 from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, USERS
 
-ASSETS = [wecom_org]
+ASSETS = [build_org_assets()]
 ORG_TABLES = [DEPARTMENTS.name, USERS.name, MEMBERSHIP.name]
 
 
@@ -167,9 +167,7 @@ def test_a_shrinking_org_is_refused_until_the_run_allows_it(
         org,
         sandbox,
         tmp_path,
-        run_config=dg.RunConfig(
-            ops={"wecom_org": {"config": {"max_shrink_fraction": 1.0}}}
-        ),
+        run_config=dg.RunConfig(ops={"wecom_org": {"config": {"max_shrink_fraction": 1.0}}}),
     )
     assert allowed.success
     assert table_rows(tmp_path / "wecom.duckdb", "SELECT id FROM wecom_departments") == {

@@ -46,7 +46,7 @@ def test_every_department_has_its_depth_and_root_to_node_paths(
     conn: duckdb.DuckDBPyConnection, org: dict[str, Any]
 ) -> None:
     load_snapshot(conn, org, T1)
-    history.ensure_schema(conn)
+    history.ensure_schema(conn, org["corp_id"])
     rows = _rows(conn, PATHS_SQL)
     assert rows == _expected(org["departments"])
     assert max(row[1] for row in rows) == 5
@@ -61,7 +61,7 @@ def test_a_partial_visible_range_starts_paths_at_the_visible_roots(
         r for r in deep if not any(r in subtree_ids(org["departments"], [o]) - {o} for o in deep)
     ]
     load_snapshot(conn, org, T1, visible=roots)
-    history.ensure_schema(conn)
+    history.ensure_schema(conn, org["corp_id"])
     rows = _rows(conn, PATHS_SQL)
     visible = visible_view(org, roots)["departments"]
     assert rows == _expected(visible)
@@ -76,7 +76,7 @@ def test_a_name_with_a_slash_stays_whole_in_path_names(
     leaf = changed.data["departments"][-1]
     changed.rename_department(leaf["id"], "Ops/SRE 小组")
     load_snapshot(conn, changed.snapshot(), T1)
-    history.ensure_schema(conn)
+    history.ensure_schema(conn, org["corp_id"])
     (row,) = conn.execute(
         "SELECT name_path, path_names FROM wecom_department_paths WHERE id = $id",
         {"id": leaf["id"]},
@@ -89,7 +89,7 @@ def test_the_view_follows_each_replacement_of_the_departments_table(
     conn: duckdb.DuckDBPyConnection, org: dict[str, Any]
 ) -> None:
     load_snapshot(conn, org, T1)
-    history.ensure_schema(conn)
+    history.ensure_schema(conn, org["corp_id"])
     changed = OrgEditor(org)
     moved = changed.data["departments"][-1]["id"]
     changed.reparent(moved, 1)
@@ -104,7 +104,7 @@ def test_renaming_a_department_versions_the_path_of_its_whole_subtree(
     conn: duckdb.DuckDBPyConnection, org: dict[str, Any]
 ) -> None:
     load_snapshot(conn, org, T1)
-    history.apply_snapshot(conn)
+    history.apply_snapshot(conn, org["corp_id"])
     changed = OrgEditor(org)
     parent = next(
         d["id"]
@@ -113,7 +113,7 @@ def test_renaming_a_department_versions_the_path_of_its_whole_subtree(
     )
     changed.rename_department(parent, "新的名字")
     load_snapshot(conn, changed.snapshot(), T1 + timedelta(days=1))
-    result = history.apply_snapshot(conn)
+    result = history.apply_snapshot(conn, org["corp_id"])
     paths = {t.table: t for t in result.tables}["wecom_department_paths_history"]
     subtree = subtree_ids(org["departments"], [parent])
     assert (paths.opened, paths.closed) == (len(subtree), len(subtree))

@@ -43,7 +43,7 @@ def base_org() -> dict[str, Any]:
 
 def _sync(conn: duckdb.DuckDBPyConnection, org: OrgEditor, at: datetime) -> history.HistoryResult:
     load_snapshot(conn, org.snapshot(), at)
-    return history.apply_snapshot(conn)
+    return history.apply_snapshot(conn, org.data["corp_id"])
 
 
 def _rows(
@@ -104,7 +104,7 @@ def test_applying_the_same_snapshot_again_changes_nothing(
     org.move(plain_users(org, 1)[0], org.data["departments"][3]["id"])
     _sync(conn, org, T2)
     before = _dump(conn)
-    again = history.apply_snapshot(conn)
+    again = history.apply_snapshot(conn, base_org["corp_id"])
     assert not again.applied
     assert (again.opened, again.closed) == (0, 0)
     assert _dump(conn) == before
@@ -318,7 +318,7 @@ def test_a_snapshot_older_than_the_history_is_refused_and_changes_nothing(
     org.rename_user(plain_users(org, 1)[0], "迟到的快照")
     load_snapshot(conn, org.snapshot(), T1)
     with pytest.raises(history.HistoryError, match="not newer"):
-        history.apply_snapshot(conn)
+        history.apply_snapshot(conn, base_org["corp_id"])
     assert _dump(conn) == before
 
 
@@ -339,7 +339,7 @@ def test_a_failure_part_way_through_changes_nothing(
         "FROM dept_membership"
     )
     with pytest.raises(duckdb.ConversionException):
-        history.apply_snapshot(conn)
+        history.apply_snapshot(conn, base_org["corp_id"])
     assert _dump(conn) == before
 
 
@@ -357,7 +357,7 @@ def test_an_inconsistent_history_is_reported_and_not_updated(
     org.rename_user(userid, "另一个名字")
     load_snapshot(conn, org.snapshot(), T2)
     with pytest.raises(history.HistoryRejectedError) as rejected:
-        history.apply_snapshot(conn)
+        history.apply_snapshot(conn, base_org["corp_id"])
     failed = [o for o in rejected.value.outcomes if not o.passed]
     assert [(o.details["table"], o.offending_ids) for o in failed] == [
         ("wecom_users_history", (userid,))

@@ -28,14 +28,14 @@ from dagster_support import (
 from history_support import expected_intervals, plain_users
 
 from wecom_assets.definitions import defs
-from wecom_assets.defs.assets import wecom_org
+from wecom_assets.defs.assets import build_org_assets
 from wecom_assets.defs.settings import OWNERS
 from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import generate_org, subtree_ids
 from wecom_assets.sandbox.server import FaultConfig, SandboxServer
 from wecom_assets.warehouse.tables import HISTORY_TABLES, VIEWS
 
-ASSETS = [wecom_org]
+ASSETS = [build_org_assets()]
 HISTORY_KEYS = [spec.name for spec in (*HISTORY_TABLES, *VIEWS)]
 MEMBERSHIP_COLUMNS = "userid, department_id, sort_order, is_leader, is_main"
 NEW_DEPARTMENT = 990_001

@@ -15,12 +15,12 @@ import pytest
 from dagster_support import resources, table_rows
 from warehouse_oracle import assert_same_tables, warehouse_tables
 
-from wecom_assets.defs.assets import wecom_org
+from wecom_assets.defs.assets import build_org_assets
 from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.server import FaultConfig, SandboxServer
 from wecom_assets.warehouse.tables import HISTORY_TABLES
 
-ASSETS = [wecom_org]
+ASSETS = [build_org_assets()]
 
 
 class Session:

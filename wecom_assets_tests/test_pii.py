@@ -11,7 +11,7 @@ import duckdb
 import pytest
 from dagster_support import resources, table_rows
 
-from wecom_assets.defs.assets import wecom_org
+from wecom_assets.defs.assets import build_org_assets
 from wecom_assets.sandbox.server import SandboxServer
 from wecom_assets.warehouse.pii import (
     PII_FIELDS,
@@ -23,7 +23,7 @@ from wecom_assets.warehouse.pii import (
 from wecom_assets.wecom.models import User
 
 SALT = "a-long-enough-secret-salt"
-ASSETS = [wecom_org]
+ASSETS = [build_org_assets()]
 
 
 def _user(**fields: Any) -> User:

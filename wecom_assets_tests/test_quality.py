@@ -6,27 +6,37 @@ import duckdb
 
 from wecom_assets.warehouse import quality
 
+CORP = "ww_test"
 
-def _departments(conn: duckdb.DuckDBPyConnection, rows: list[tuple[int, int | None]]) -> str:
-    conn.execute("CREATE OR REPLACE TABLE wecom_departments (id BIGINT, parent_id BIGINT)")
-    conn.executemany("INSERT INTO wecom_departments VALUES (?, ?)", rows)
+
+def _departments(
+    conn: duckdb.DuckDBPyConnection, rows: list[tuple[int, int | None]], corp_id: str = CORP
+) -> str:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS wecom_departments "
+        "(corp_id VARCHAR, id BIGINT, parent_id BIGINT)"
+    )
+    conn.executemany(
+        "INSERT INTO wecom_departments VALUES (?, ?, ?)", [(corp_id, *r) for r in rows]
+    )
     return "wecom_departments"
 
 
 def _users(conn: duckdb.DuckDBPyConnection, rows: list[tuple[str, list[int], int | None]]) -> str:
     conn.execute(
         "CREATE OR REPLACE TABLE wecom_users "
-        "(userid VARCHAR, departments BIGINT[], main_department BIGINT)"
+        "(corp_id VARCHAR, userid VARCHAR, departments BIGINT[], main_department BIGINT)"
     )
-    conn.executemany("INSERT INTO wecom_users VALUES (?, ?, ?)", rows)
+    conn.executemany("INSERT INTO wecom_users VALUES (?, ?, ?, ?)", [(CORP, *r) for r in rows])
     return "wecom_users"
 
 
 def _membership(conn: duckdb.DuckDBPyConnection, rows: list[tuple[str, int, bool]]) -> str:
     conn.execute(
-        "CREATE OR REPLACE TABLE membership (userid VARCHAR, department_id BIGINT, is_main BOOLEAN)"
+        "CREATE OR REPLACE TABLE membership "
+        "(corp_id VARCHAR, userid VARCHAR, department_id BIGINT, is_main BOOLEAN)"
     )
-    conn.executemany("INSERT INTO membership VALUES (?, ?, ?)", rows)
+    conn.executemany("INSERT INTO membership VALUES (?, ?, ?, ?)", [(CORP, *r) for r in rows])
     return "membership"
 
 
@@ -114,3 +124,13 @@ def test_offending_ids_are_capped_but_counted(conn: duckdb.DuckDBPyConnection) -
     outcome = quality.unique_department_ids(conn, relation)
     assert outcome.offending_count == 200
     assert len(outcome.offending_ids) == quality.MAX_REPORTED_IDS
+
+
+def test_another_corps_department_does_not_satisfy_a_users_department(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    _departments(conn, [(1, 0)])
+    _departments(conn, [(1, 0), (2, 1)], corp_id="ww_other")
+    relation = _users(conn, [("a", [1, 2], 1)])
+    outcome = quality.user_departments_exist(conn, relation, departments="wecom_departments")
+    assert (outcome.passed, outcome.offending_ids) == (False, ("a",))

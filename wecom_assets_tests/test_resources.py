@@ -10,7 +10,7 @@ import pytest
 from dagster_support import resources
 
 from wecom_assets.defs import definitions, settings
-from wecom_assets.defs.assets import wecom_org
+from wecom_assets.defs.assets import build_org_assets
 from wecom_assets.defs.resources import WarehouseResource, WeComResource
 from wecom_assets.sandbox.server import SandboxServer
 
@@ -74,7 +74,7 @@ def test_every_materialization_records_the_effective_settings(
     sandbox_org: dict[str, Any], sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     result = dg.materialize(
-        [wecom_org],
+        [build_org_assets()],
         selection=["wecom_departments"],
         resources=resources(sandbox_org, sandbox.url, tmp_path),
     )

@@ -10,15 +10,18 @@ import dagster as dg
 
 from wecom_assets.definitions import defs
 from wecom_assets.defs.checks import wecom_freshness_checks
-from wecom_assets.defs.schedules import wecom_freshness, wecom_nightly
+from wecom_assets.defs.definitions import build_defs
+from wecom_assets.defs.schedules import nightly_schedule, wecom_freshness
 from wecom_assets.warehouse.tables import HISTORY_TABLES
 from wecom_assets.warehouse.tables import VIEWS as HISTORY_VIEWS
+from wecom_assets.wecom.corps import Corp
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 WECOM_KEYS = [dg.AssetKey(n) for n in ("wecom_departments", "wecom_users", "dept_membership")]
 
 
 def test_nightly_schedule_runs_wecom_sync_at_two_in_shanghai() -> None:
+    wecom_nightly = nightly_schedule()
     assert wecom_nightly.cron_schedule == "0 2 * * *"
     assert wecom_nightly.execution_timezone == "Asia/Shanghai"
     assert wecom_nightly.job_name == "wecom_sync"
@@ -27,6 +30,26 @@ def test_nightly_schedule_runs_wecom_sync_at_two_in_shanghai() -> None:
     )
     data = wecom_nightly.evaluate_tick(context)
     assert data.run_requests is not None and len(data.run_requests) == 1
+
+
+def test_with_many_corps_the_nightly_schedule_starts_one_run_per_corp() -> None:
+    corps = [
+        Corp(corp_id, f"WECOM_SECRET_{n}") for n, corp_id in enumerate(("ww_a", "ww_b", "ww_c"))
+    ]
+    many = build_defs(corps)
+    wecom_nightly = many.get_schedule_def("wecom_nightly")
+    assert (wecom_nightly.cron_schedule, wecom_nightly.execution_timezone) == (
+        "0 2 * * *",
+        "Asia/Shanghai",
+    )
+    context = dg.build_schedule_context(
+        repository_def=many.get_repository_def(),
+        scheduled_execution_time=datetime(2026, 11, 26, 2, 0, tzinfo=SHANGHAI),
+    )
+    data = wecom_nightly.evaluate_tick(context)
+    assert data.run_requests is not None
+    assert [r.partition_key for r in data.run_requests] == ["ww_a", "ww_b", "ww_c"]
+    assert len({r.run_key for r in data.run_requests}) == 3
 
 
 def test_wecom_sync_holds_the_tables_the_history_and_their_checks_but_not_freshness() -> None:

@@ -32,14 +32,14 @@ def _users(count: int) -> list[User]:
 
 def test_users_streamed_in_batches_give_the_same_table_as_a_list() -> None:
     users = _users(2 * snapshots.USER_BATCH_ROWS + 5)
-    streamed = snapshots.users_table(iter(users), SYNCED_AT)
+    streamed = snapshots.users_table(iter(users), "ww_test", SYNCED_AT)
     assert streamed.num_rows == len(users)
-    assert streamed.equals(snapshots.users_table(users, SYNCED_AT))
+    assert streamed.equals(snapshots.users_table(users, "ww_test", SYNCED_AT))
     assert streamed.column("userid").to_pylist() == [u.userid for u in users]
 
 
 def test_list_columns_keep_the_parallel_arrays_and_missing_values() -> None:
-    (row,) = snapshots.users_table(_users(2)[1:], SYNCED_AT).to_pylist()
+    (row,) = snapshots.users_table(_users(2)[1:], "ww_test", SYNCED_AT).to_pylist()
     assert row["departments"] == [1, 3]
     assert row["department_orders"] == [1, 0]
     assert row["is_leader_in_dept"] == [False, True]
@@ -49,7 +49,7 @@ def test_list_columns_keep_the_parallel_arrays_and_missing_values() -> None:
 
 
 def test_no_users_give_an_empty_table_with_the_full_schema() -> None:
-    table = snapshots.users_table(iter(()), SYNCED_AT)
+    table = snapshots.users_table(iter(()), "ww_test", SYNCED_AT)
     assert table.num_rows == 0
     assert table.schema == USERS.arrow_schema
     assert isinstance(table, pa.Table)

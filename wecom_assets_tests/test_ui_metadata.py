@@ -12,7 +12,7 @@ from dagster._config import ConfigType
 from dagster_support import resources
 
 from wecom_assets.definitions import defs
-from wecom_assets.defs.assets import wecom_org
+from wecom_assets.defs.assets import build_org_assets
 from wecom_assets.defs.settings import OWNERS, TAGS
 from wecom_assets.sandbox.server import SandboxServer
 from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, USERS
@@ -91,7 +91,7 @@ def test_previous_row_count_is_reported_only_when_there_was_a_previous_table(
 ) -> None:
     def materialize() -> dict[str, Any]:
         result = dg.materialize(
-            [wecom_org],
+            [build_org_assets()],
             selection=["wecom_departments"],
             resources=resources(sandbox_org, sandbox.url, tmp_path),
         )

@@ -19,7 +19,7 @@ from wecom_assets.warehouse.connection import (
     WarehouseError,
     WarehouseLockedError,
     connect,
-    row_count,
+    count,
     table_exists,
 )
 from wecom_assets.warehouse.quality import CheckOutcome
@@ -27,6 +27,7 @@ from wecom_assets.warehouse.tables import DEPARTMENTS, USERS
 from wecom_assets.wecom.models import Department, User
 
 SYNCED_AT = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+CORP = "ww_test"
 
 
 def _departments(*ids: int) -> list[Department]:
@@ -53,8 +54,8 @@ def _user(userid: str, departments: list[int], main: int | None = None) -> User:
 
 
 def _load_departments(conn: duckdb.DuckDBPyConnection, *ids: int) -> publish.ReplaceResult:
-    table = snapshots.departments_table(_departments(*ids), SYNCED_AT)
-    return publish.replace_table(conn, DEPARTMENTS, table)
+    table = snapshots.departments_table(_departments(*ids), CORP, SYNCED_AT)
+    return publish.replace_table(conn, DEPARTMENTS, table, corp_id=CORP)
 
 
 @pytest.fixture
@@ -77,7 +78,50 @@ def test_replace_creates_the_table_with_the_declared_schema(
         "SELECT constraint_column_names FROM duckdb_constraints() "
         "WHERE table_name = 'wecom_departments' AND constraint_type = 'PRIMARY KEY'"
     ).fetchall()
-    assert constraints == [(["id"],)]
+    assert constraints == [(["corp_id", "id"],)]
+
+
+def test_a_corps_replacement_leaves_other_corps_rows_alone(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    other = snapshots.departments_table(_departments(1, 2, 3, 4), "ww_other", SYNCED_AT)
+    publish.replace_table(conn, DEPARTMENTS, other, corp_id="ww_other")
+    _load_departments(conn, 1, 2)
+    result = _load_departments(conn, 1, 5)
+    assert (result.row_count, result.previous_row_count) == (2, 2)
+    rows = conn.execute("SELECT corp_id, id FROM wecom_departments ORDER BY ALL").fetchall()
+    assert rows == [*(("ww_other", i) for i in (1, 2, 3, 4)), (CORP, 1), (CORP, 5)]
+
+
+def test_the_shrink_guard_counts_only_the_corps_own_rows(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    other = snapshots.departments_table(_departments(*range(1, 21)), "ww_other", SYNCED_AT)
+    publish.replace_table(conn, DEPARTMENTS, other, corp_id="ww_other")
+    _load_departments(conn, 1, 2, 3, 4)
+    with pytest.raises(publish.ShrinkGuardError, match=r"from 4 to 1 rows"):
+        _load_departments(conn, 1)
+
+
+def test_a_table_from_before_corp_ids_is_rebuilt_with_its_rows_given_to_the_corp(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    old_columns = [c for c in DEPARTMENTS.columns if c.name != "corp_id"]
+    conn.execute(
+        "CREATE TABLE wecom_departments ("
+        + ", ".join(f"{c.name} {c.sql_type}" for c in old_columns)
+        + ", PRIMARY KEY (id))"
+    )
+    conn.execute("INSERT INTO wecom_departments (id, name, parent_id) VALUES (1, '总部', 0)")
+    publish.conform_table(conn, DEPARTMENTS, CORP)
+    assert conn.execute("SELECT corp_id, id, name FROM wecom_departments").fetchall() == [
+        (CORP, 1, "总部")
+    ]
+    key = conn.execute(
+        "SELECT constraint_column_names FROM duckdb_constraints() "
+        "WHERE table_name = 'wecom_departments' AND constraint_type = 'PRIMARY KEY'"
+    ).fetchall()
+    assert key == [(["corp_id", "id"],)]
 
 
 def test_replace_swaps_in_the_new_snapshot_and_reports_counts(
@@ -95,7 +139,7 @@ def test_replace_swaps_in_the_new_snapshot_and_reports_counts(
 
 def test_text_is_stored_exactly_as_received(conn: duckdb.DuckDBPyConnection) -> None:
     users = [_user("ZhangSan", [1]), _user("a" * 64, [1])]
-    publish.replace_table(conn, USERS, snapshots.users_table(users, SYNCED_AT))
+    publish.replace_table(conn, USERS, snapshots.users_table(users, CORP, SYNCED_AT), corp_id=CORP)
     names = conn.execute("SELECT userid, name FROM wecom_users ORDER BY userid").fetchall()
     assert names == [("ZhangSan", '王"ZhangSan"😀'), ("a" * 64, f'王"{"a" * 64}"😀')]
 
@@ -108,9 +152,11 @@ def test_an_error_during_the_write_keeps_the_previous_table(
     def exploding_rule(connection: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
         raise RuntimeError("disk full")
 
-    table = snapshots.departments_table(_departments(1, 9), SYNCED_AT)
+    table = snapshots.departments_table(_departments(1, 9), CORP, SYNCED_AT)
     with pytest.raises(RuntimeError, match="disk full"):
-        publish.replace_table(conn, replace(DEPARTMENTS, rules=(exploding_rule,)), table)
+        publish.replace_table(
+            conn, replace(DEPARTMENTS, rules=(exploding_rule,)), table, corp_id=CORP
+        )
     assert conn.execute("SELECT id FROM wecom_departments ORDER BY id").fetchall() == [
         (1,),
         (2,),
@@ -121,31 +167,31 @@ def test_an_error_during_the_write_keeps_the_previous_table(
 
 def test_a_failed_blocking_rule_rejects_the_snapshot(conn: duckdb.DuckDBPyConnection) -> None:
     _load_departments(conn, 1, 2)
-    duplicated = snapshots.departments_table(_departments(1, 2, 2), SYNCED_AT)
+    duplicated = snapshots.departments_table(_departments(1, 2, 2), CORP, SYNCED_AT)
     with pytest.raises(publish.SnapshotRejectedError, match="unique_department_ids") as info:
-        publish.replace_table(conn, DEPARTMENTS, duplicated)
+        publish.replace_table(conn, DEPARTMENTS, duplicated, corp_id=CORP)
     failed = [o for o in info.value.outcomes if not o.passed]
     assert [(o.name, o.offending_ids) for o in failed] == [("unique_department_ids", ("2",))]
-    assert row_count(conn, "wecom_departments") == 2
+    assert count(conn, "wecom_departments") == 2
 
 
 def test_shrink_guard_keeps_the_table_when_rows_drop_past_the_fraction(
     conn: duckdb.DuckDBPyConnection,
 ) -> None:
     _load_departments(conn, *range(1, 11))
-    table = snapshots.departments_table(_departments(1, 2, 3, 4), SYNCED_AT)
+    table = snapshots.departments_table(_departments(1, 2, 3, 4), CORP, SYNCED_AT)
     with pytest.raises(publish.ShrinkGuardError, match=r"10 to 4 rows \(60%\).*max_shrink"):
-        publish.replace_table(conn, DEPARTMENTS, table, max_shrink_fraction=0.5)
-    assert row_count(conn, "wecom_departments") == 10
+        publish.replace_table(conn, DEPARTMENTS, table, corp_id=CORP, max_shrink_fraction=0.5)
+    assert count(conn, "wecom_departments") == 10
 
 
 def test_shrink_guard_allows_an_intended_drop_when_raised_to_one(
     conn: duckdb.DuckDBPyConnection,
 ) -> None:
     _load_departments(conn, *range(1, 11))
-    table = snapshots.departments_table(_departments(1, 2), SYNCED_AT)
-    publish.replace_table(conn, DEPARTMENTS, table, max_shrink_fraction=1.0)
-    assert row_count(conn, "wecom_departments") == 2
+    table = snapshots.departments_table(_departments(1, 2), CORP, SYNCED_AT)
+    publish.replace_table(conn, DEPARTMENTS, table, corp_id=CORP, max_shrink_fraction=1.0)
+    assert count(conn, "wecom_departments") == 2
 
 
 def test_membership_has_one_row_per_user_and_listed_department(
@@ -153,8 +199,8 @@ def test_membership_has_one_row_per_user_and_listed_department(
 ) -> None:
     _load_departments(conn, 1, 2, 3)
     users = [_user("ZhangSan", [2, 3], main=3), _user("lisi", [2], main=7)]
-    publish.replace_table(conn, USERS, snapshots.users_table(users, SYNCED_AT))
-    publish.replace_membership(conn)
+    publish.replace_table(conn, USERS, snapshots.users_table(users, CORP, SYNCED_AT), corp_id=CORP)
+    publish.replace_membership(conn, CORP)
     rows = conn.execute(
         "SELECT userid, department_id, sort_order, is_leader, is_main FROM dept_membership"
     ).fetchall()
@@ -170,8 +216,10 @@ def test_membership_is_not_main_anywhere_when_the_main_department_is_not_visible
 ) -> None:
     _load_departments(conn, 1, 2, 3)
     outside = User.from_api({"userid": "wangwu", "department": [2, 3], "order": [1, 2]})
-    publish.replace_table(conn, USERS, snapshots.users_table([outside], SYNCED_AT))
-    publish.replace_membership(conn)
+    publish.replace_table(
+        conn, USERS, snapshots.users_table([outside], CORP, SYNCED_AT), corp_id=CORP
+    )
+    publish.replace_membership(conn, CORP)
     rows = conn.execute(
         "SELECT department_id, is_main FROM dept_membership ORDER BY department_id"
     ).fetchall()
@@ -182,7 +230,7 @@ def test_membership_without_users_table_says_what_to_materialize(
     conn: duckdb.DuckDBPyConnection,
 ) -> None:
     with pytest.raises(WarehouseError, match="materialize wecom_users first"):
-        publish.replace_membership(conn)
+        publish.replace_membership(conn, CORP)
 
 
 def _hold_lock(path: Path, *, read_only: bool, seconds: float) -> subprocess.Popen[str]:
@@ -283,9 +331,9 @@ def test_a_process_killed_mid_write_leaves_the_previous_table(tmp_path: Path) ->
 
         conn = connection.connect({str(path)!r}, lock_timeout=0)
         table = snapshots.departments_table(
-            [Department.from_api({{"id": 99, "parentid": 0}})], datetime.now(UTC)
+            [Department.from_api({{"id": 99, "parentid": 0}})], "ww_test", datetime.now(UTC)
         )
-        publish.replace_table(conn, replace(DEPARTMENTS, rules=(stall,)), table)
+        publish.replace_table(conn, replace(DEPARTMENTS, rules=(stall,)), table, corp_id="ww_test")
         """
     )
     writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

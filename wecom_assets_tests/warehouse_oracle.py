@@ -58,12 +58,13 @@ def expected_tables(org: dict[str, Any], visible: list[int] | None = None) -> Or
     )
 
 
-def warehouse_tables(database: Path) -> OrgTables:
-    """The three tables of a DuckDB file, JSON columns as canonical text."""
+def warehouse_tables(database: Path, corp_id: str | None = None) -> OrgTables:
+    """The three tables of a DuckDB file (one corp's rows, or all), JSON columns as text."""
+    where = "" if corp_id is None else " WHERE corp_id = '" + corp_id.replace("'", "''") + "'"
     return OrgTables(
-        table_rows(database, f"SELECT {DEPARTMENT_COLUMNS} FROM wecom_departments"),
-        table_rows(database, users_sql()),
-        table_rows(database, MEMBERSHIP_SQL),
+        table_rows(database, f"SELECT {DEPARTMENT_COLUMNS} FROM wecom_departments{where}"),
+        table_rows(database, users_sql() + where),
+        table_rows(database, MEMBERSHIP_SQL + where),
     )
 
 
@@ -84,5 +85,5 @@ def assert_same_tables(actual: OrgTables, expected: OrgTables) -> None:
 def assert_warehouse_holds(
     database: Path, org: dict[str, Any], visible: list[int] | None = None
 ) -> None:
-    """All three tables of ``database`` equal ``org`` as an app with that visible range sees it."""
-    assert_same_tables(warehouse_tables(database), expected_tables(org, visible))
+    """The org's rows (its corp id) of the three tables equal ``org`` as its app sees it."""
+    assert_same_tables(warehouse_tables(database, org["corp_id"]), expected_tables(org, visible))

@@ -39,11 +39,13 @@ from wecom_assets.warehouse.tables import (
     USERS,
 )
 from wecom_assets.wecom import ClientStats, WeComClient, WeComError
+from wecom_assets.wecom.corps import Corp
 
 AssetEvents = Iterator[dg.AssetCheckResult | dg.MaterializeResult]
 _USERS_KEY = dg.AssetKey(USERS.name)
 _MEMBERSHIP_LINEAGE = dg.TableColumnLineage(
     deps_by_column={
+        "corp_id": [dg.TableColumnDep(_USERS_KEY, "corp_id")],
         "userid": [dg.TableColumnDep(_USERS_KEY, "userid")],
         "department_id": [dg.TableColumnDep(_USERS_KEY, "departments")],
         "sort_order": [dg.TableColumnDep(_USERS_KEY, "department_orders")],
@@ -89,7 +91,7 @@ def _kinds(spec: TableSpec) -> set[str]:
     return {"duckdb"}
 
 
-def _asset_spec(spec: TableSpec) -> dg.AssetSpec:
+def _asset_spec(spec: TableSpec, partitions: dg.PartitionsDefinition | None) -> dg.AssetSpec:
     metadata = table_metadata(spec)
     if spec is MEMBERSHIP:
         metadata["dagster/column_lineage"] = _MEMBERSHIP_LINEAGE
@@ -103,34 +105,60 @@ def _asset_spec(spec: TableSpec) -> dg.AssetSpec:
         tags=TAGS,
         freshness_policy=FRESHNESS_POLICY,
         metadata=metadata,
+        partitions_def=partitions,
     )
 
 
-@dg.multi_asset(
-    name="wecom_org",
-    specs=[_asset_spec(spec) for spec in OUTPUTS],
-    check_specs=[
-        *(check for spec in (DEPARTMENTS, USERS, MEMBERSHIP) for check in check_specs(spec)),
-        *history_check_specs(),
-    ],
-    can_subset=True,
-    pool=POOL,
-)
-def wecom_org(
+def build_org_assets(corps: Sequence[Corp] = ()) -> dg.AssetsDefinition:
+    """The sync multi-asset: one corp from the resource, or one partition per corp of ``corps``.
+
+    Partitions are keyed by corp id; without corps there is no partition to pick and the corp is
+    the resource's ``corp_id``.
+    """
+    by_id = {corp.corp_id: corp for corp in corps}
+    partitions = dg.StaticPartitionsDefinition(list(by_id)) if by_id else None
+
+    @dg.multi_asset(
+        name="wecom_org",
+        specs=[_asset_spec(spec, partitions) for spec in OUTPUTS],
+        check_specs=[
+            *(check for spec in (DEPARTMENTS, USERS, MEMBERSHIP) for check in check_specs(spec)),
+            *history_check_specs(),
+        ],
+        can_subset=True,
+        pool=POOL,
+    )
+    def wecom_org(
+        context: dg.AssetExecutionContext,
+        config: SyncConfig,
+        wecom: WeComResource,
+        duckdb: WarehouseResource,
+    ) -> AssetEvents:
+        """Fetch one corp's selected tables, check them, add them to the history, publish.
+
+        `user/list` is called for every department (it returns direct members only), so people in
+        sub-departments are not missed; the DuckDB file is replaced only when every check passed,
+        and only this corp's rows change.
+        """
+        corp = by_id[context.partition_key] if partitions is not None else None
+        yield from _sync(context, config, wecom, duckdb, corp)
+
+    return wecom_org
+
+
+def _sync(
     context: dg.AssetExecutionContext,
     config: SyncConfig,
     wecom: WeComResource,
     duckdb: WarehouseResource,
+    corp: Corp | None,
 ) -> AssetEvents:
-    """Fetch the selected WeCom tables, check them, fold them into the history, publish at once.
-
-    `user/list` is called for every department (it returns direct members only), so people in
-    sub-departments are not missed; the DuckDB file is replaced only when every check passed.
-    """
     started = time.monotonic()
+    corp_id = corp.corp_id if corp is not None else wecom.corp_id.strip()
     selected = {key.to_user_string() for key in context.selected_asset_keys}
-    fetched = _fetch(context, wecom, duckdb, selected)
+    fetched = _fetch(context, wecom, duckdb, selected, corp, corp_id)
     snapshot = sync.Snapshot(
+        corp_id=corp_id,
         departments=fetched.departments,
         users=fetched.users,
         membership=MEMBERSHIP.name in selected,
@@ -152,10 +180,11 @@ def wecom_org(
     except WarehouseError as error:
         raise failure(error, "Sync not published") from None
     context.log.info(
-        f"Published {', '.join(report.tables) or 'the history'} to {report.published.path} "
-        f"in {time.monotonic() - started:.2f}s"
+        f"Published {', '.join(report.tables) or 'the history'} of corp {corp_id} to "
+        f"{report.published.path} in {time.monotonic() - started:.2f}s"
     )
     common = {
+        "wecom/corp_id": corp_id,
         **duckdb.effective_settings(),
         "duckdb/copy_seconds": round(report.published.copy_seconds, 3),
         "duckdb/publish_seconds": round(report.published.publish_seconds, 3),
@@ -188,6 +217,8 @@ def _fetch(
     wecom: WeComResource,
     duckdb: WarehouseResource,
     selected: set[str],
+    corp: Corp | None,
+    corp_id: str,
 ) -> _Fetched:
     """Call the API for the selected tables only; nothing is written yet."""
     fetched = _Fetched()
@@ -199,23 +230,25 @@ def _fetch(
     except PiiPolicyError as error:
         raise failure(error, "PII policy is invalid") from None
     try:
-        with wecom.get_client() as client:
+        with wecom.get_client(corp) as client:
             department_ids = None
             if DEPARTMENTS.name in selected:
                 departments = client.list_departments()
-                fetched.departments = snapshots.departments_table(departments, synced_at)
+                fetched.departments = snapshots.departments_table(departments, corp_id, synced_at)
                 department_ids = [department.id for department in departments]
-                fetched.metadata[DEPARTMENTS.name] = _api_part(client, None, wecom)
+                fetched.metadata[DEPARTMENTS.name] = _api_part(client, None, wecom, corp)
             if USERS.name in selected:
                 before = client.stats
-                ids = department_ids if department_ids is not None else _current_ids(duckdb)
+                ids = (
+                    department_ids if department_ids is not None else _current_ids(duckdb, corp_id)
+                )
                 # Users go into Arrow batches as their departments arrive: as Python objects a
                 # 100k-user org would hold ~180 MB through the DuckDB load, as Arrow ~55 MB.
                 fetched.users = snapshots.users_table(
-                    client.iter_users(ids), synced_at, pii=pii_policy
+                    client.iter_users(ids), corp_id, synced_at, pii=pii_policy
                 )
                 fetched.metadata[USERS.name] = {
-                    **_api_part(client, before, wecom),
+                    **_api_part(client, before, wecom, corp),
                     "departments_fetched": len(ids),
                     "wecom/pii_policy": dg.MetadataValue.json(pii_policy.describe()),
                 }
@@ -225,10 +258,11 @@ def _fetch(
     return fetched
 
 
-def _current_ids(duckdb: WarehouseResource) -> list[int]:
+def _current_ids(duckdb: WarehouseResource, corp_id: str) -> list[int]:
     try:
         return sync.department_ids(
             duckdb.path,
+            corp_id,
             lock_timeout=duckdb.lock_timeout_seconds,
             config=duckdb.connection_settings(),
         )
@@ -237,9 +271,9 @@ def _current_ids(duckdb: WarehouseResource) -> list[int]:
 
 
 def _api_part(
-    client: WeComClient, before: ClientStats | None, wecom: WeComResource
+    client: WeComClient, before: ClientStats | None, wecom: WeComResource, corp: Corp | None
 ) -> dict[str, Any]:
-    return {**api_metadata(client.stats, since=before), **wecom.effective_settings()}
+    return {**api_metadata(client.stats, since=before), **wecom.effective_settings(corp)}
 
 
 def _checks(

@@ -5,6 +5,7 @@ and DuckDB connections; every behaviour (tokens, retries, atomic writes) lives i
 modules so it can be tested and reused without Dagster.
 """
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ from wecom_assets.defs import settings
 from wecom_assets.warehouse.connection import ConnectionConfig, connect
 from wecom_assets.warehouse.pii import PiiPolicy, resolve_policy
 from wecom_assets.wecom import ClientConfig, WeComClient
+from wecom_assets.wecom.corps import Corp
 
 
 class WeComResource(dg.ConfigurableResource):
@@ -29,13 +31,19 @@ class WeComResource(dg.ConfigurableResource):
     """
 
     corp_id: str = Field(
-        description="Corp id (企业ID, starts with `ww`); set from the env var WECOM_CORP_ID."
+        default="",
+        description=(
+            "Corp id (企业ID, starts with `ww`); set from the env var WECOM_CORP_ID. Empty when "
+            "the corps come from WECOM_CORPS_FILE."
+        ),
     )
     corp_secret: str = Field(
+        default="",
         description=(
             "Secret of the self-built app whose visible range is synced; set from the env var "
-            "WECOM_CORP_SECRET. Never logged."
-        )
+            "WECOM_CORP_SECRET. Never logged. Empty when the corps come from WECOM_CORPS_FILE, "
+            "which names each corp's secret variable."
+        ),
     )
     base_url: str = Field(
         default="",
@@ -93,16 +101,29 @@ class WeComResource(dg.ConfigurableResource):
         ),
     )
 
-    def client_config(self) -> ClientConfig:
+    def client_config(self, corp: Corp | None = None) -> ClientConfig:
         """The plain client's configuration, with defaults resolved from the environment.
+
+        Args:
+            corp: A corp of the corps file; None means the one corp of ``corp_id`` and
+                ``corp_secret``.
 
         Raises:
             WeComConfigError: corp id or secret is empty; the message names the env var to set.
         """
+        if corp is None:
+            corp_id, secret, base_url = (
+                self.corp_id.strip(),
+                self.corp_secret.strip(),
+                self.base_url,
+            )
+        else:
+            corp_id, secret = corp.corp_id, corp.secret(os.environ)
+            base_url = corp.base_url or self.base_url
         return ClientConfig(
-            corp_id=self.corp_id.strip(),
-            corp_secret=self.corp_secret.strip(),
-            base_url=settings.base_url(self.base_url),
+            corp_id=corp_id,
+            corp_secret=secret,
+            base_url=settings.base_url(base_url),
             token_cache_dir=settings.token_cache_dir(self.token_cache_dir),
             max_concurrency=self.max_concurrency,
             request_timeout=self.request_timeout_seconds,
@@ -112,9 +133,9 @@ class WeComResource(dg.ConfigurableResource):
             rate_limit_window=self.rate_limit_window_seconds,
         )
 
-    def effective_settings(self) -> dict[str, Any]:
+    def effective_settings(self, corp: Corp | None = None) -> dict[str, Any]:
         """The settings a step runs with, defaults resolved, for run metadata; never the secret."""
-        config = self.client_config()
+        config = self.client_config(corp)
         return {
             "wecom/base_url": settings.public_url(config.base_url),
             "wecom/token_cache_dir": str(config.token_cache_dir),
@@ -126,9 +147,9 @@ class WeComResource(dg.ConfigurableResource):
         }
 
     @contextmanager
-    def get_client(self) -> Iterator[WeComClient]:
+    def get_client(self, corp: Corp | None = None) -> Iterator[WeComClient]:
         """A client for the duration of one step; its HTTP pool is closed afterwards."""
-        client = WeComClient(self.client_config())
+        client = WeComClient(self.client_config(corp))
         try:
             yield client
         finally:

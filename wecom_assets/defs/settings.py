@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import dagster as dg
 
 from wecom_assets.wecom.client import DEFAULT_BASE_URL
+from wecom_assets.wecom.corps import Corp, load_corps
 
 GROUP = "wecom"
 # Runs that write the DuckDB file share this pool (its limit of 1 is set in dagster.yaml), so two
@@ -41,6 +42,7 @@ DUCKDB_PATH_ENV = "WECOM_DUCKDB_PATH"
 TOKEN_CACHE_DIR_ENV = "WECOM_TOKEN_CACHE_DIR"
 PII_POLICY_ENV = "WECOM_PII_POLICY"
 PII_SALT_ENV = "WECOM_PII_SALT"
+CORPS_FILE_ENV = "WECOM_CORPS_FILE"
 ALERT_WEBHOOK_KEY_ENV = "WECOM_ALERT_WEBHOOK_KEY"
 ALERT_UI_BASE_URL_ENV = "WECOM_ALERT_UI_BASE_URL"
 DEFAULT_DUCKDB_PATH = "data/wecom.duckdb"
@@ -165,3 +167,16 @@ def public_url(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def configured_corps(environ: Mapping[str, str] | None = None) -> tuple[Corp, ...]:
+    """The corps of ``$WECOM_CORPS_FILE``; none (one corp from the env vars) when it is unset.
+
+    Read when the code location loads, so adding a corp needs a reload and no code change; a
+    wrong file stops the load with the line and the problem rather than syncing some corps.
+
+    Raises:
+        CorpsFileError: the file is wrong; nothing is loaded.
+    """
+    path = _env(CORPS_FILE_ENV, environ)
+    return load_corps(Path(path).expanduser()) if path else ()

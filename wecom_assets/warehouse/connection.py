@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import duckdb
@@ -165,23 +165,21 @@ def column_names(conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [str(row[0]) for row in rows]
 
 
-def scalar(conn: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> object:
+Params = Sequence[object] | Mapping[str, object]
+
+
+def scalar(conn: duckdb.DuckDBPyConnection, sql: str, params: Params | None = None) -> object:
     """The first column of the first row of ``sql``, or None without rows."""
     row = conn.execute(sql, params or []).fetchone()
     return row[0] if row else None
 
 
-def count(conn: duckdb.DuckDBPyConnection, relation: str, where: str = "") -> int:
+def count(
+    conn: duckdb.DuckDBPyConnection, relation: str, where: str = "", params: Params | None = None
+) -> int:
     """Rows of ``relation`` (a quoted name or a subquery), optionally filtered by ``where``."""
-    value = scalar(conn, f"SELECT count(*) FROM {relation} {where}")
+    value = scalar(conn, f"SELECT count(*) FROM {relation} {where}", params)
     return int(value) if isinstance(value, int) else 0
-
-
-def row_count(conn: duckdb.DuckDBPyConnection, table: str) -> int | None:
-    """Rows in ``table``, or None when it does not exist yet."""
-    if not table_exists(conn, table):
-        return None
-    return count(conn, quote(table))
 
 
 def quote(name: str) -> str:

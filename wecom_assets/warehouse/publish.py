@@ -1,9 +1,10 @@
-"""DuckDB side of a sync: bulk loads and atomic table replacement, with no Dagster import.
+"""DuckDB side of a sync: one corp's rows of a table replaced after their checks, no Dagster import.
 
-A snapshot is loaded into a temporary table, checked, guarded against suspicious shrinkage and
-only then swapped in for the live table, all inside one transaction. DuckDB's transactional DDL
-means that any failure before ``COMMIT`` (an error, a failed rule, a killed process) leaves the
-previous table exactly as it was.
+A corp's snapshot is loaded as a temporary relation, checked, guarded against suspicious shrinkage
+and only then put in place of that corp's rows (``DELETE`` + ``INSERT``), all inside one
+transaction; other corps' rows are never touched. DuckDB's transactional DDL means that any
+failure before ``COMMIT`` leaves the table exactly as it was, and the sync publishes the file only
+after every table passed (:mod:`wecom_assets.warehouse.sync`).
 """
 
 from __future__ import annotations
@@ -17,24 +18,25 @@ import pyarrow as pa
 
 from wecom_assets.warehouse.connection import (
     WarehouseError,
+    column_names,
     count,
     quote,
     rollback,
-    row_count,
     table_exists,
 )
 from wecom_assets.warehouse.quality import CheckOutcome
-from wecom_assets.warehouse.schema import TableSpec
+from wecom_assets.warehouse.schema import CORP_ID, TableSpec
 from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, USERS
 
 DEFAULT_MAX_SHRINK_FRACTION = 0.5
 
-# One row per (user, listed department) of the loaded users; the parallel API arrays are zipped by
-# DuckDB's multi-unnest, and a department listed twice for one user is kept once. WeCom omits
-# main_department only when it lies outside the visible range, so then no listed department is
-# the main one: is_main is false, not NULL.
+# One row per (user, listed department) of one corp's loaded users; the parallel API arrays are
+# zipped by DuckDB's multi-unnest, and a department listed twice for one user is kept once. WeCom
+# omits main_department only when it lies outside the visible range, so then no listed department
+# is the main one: is_main is false, not NULL.
 MEMBERSHIP_SQL = f"""
 SELECT
+    corp_id,
     userid,
     department_id,
     sort_order,
@@ -42,12 +44,14 @@ SELECT
     coalesce(department_id = main_department, false) AS is_main
 FROM (
     SELECT
+        corp_id,
         userid,
         main_department,
         unnest(departments) AS department_id,
         unnest(department_orders) AS sort_order,
         unnest(is_leader_in_dept) AS is_leader
     FROM {quote(USERS.name)}
+    WHERE corp_id = $corp_id
 )
 WHERE department_id IS NOT NULL
 QUALIFY row_number() OVER (PARTITION BY userid, department_id ORDER BY sort_order) = 1
@@ -74,7 +78,7 @@ class ShrinkGuardError(WarehouseError):
 
 @dataclass(frozen=True, slots=True)
 class ReplaceResult:
-    """What a successful replacement did."""
+    """What a successful replacement of one corp's rows did."""
 
     table: str
     row_count: int
@@ -83,13 +87,47 @@ class ReplaceResult:
     seconds: float
 
 
-def department_ids(conn: duckdb.DuckDBPyConnection) -> list[int]:
-    """Ids of the loaded departments, so the users fetch needs no second ``department/list``."""
+def conform_table(conn: duckdb.DuckDBPyConnection, spec: TableSpec, corp_id: str) -> None:
+    """Create ``spec``'s table, or rebuild one written by an older release to the declared schema.
+
+    Columns the old table lacks become NULL, except ``corp_id``: rows written before tables held
+    several corps belong to the corp being synced. Columns no longer declared are dropped. A table
+    that already has the declared columns is left alone.
+    """
+    existing = column_names(conn, spec.name)
+    if not existing:
+        conn.execute(spec.create_sql())
+        return
+    if existing == list(spec.column_names):
+        return
+    rebuilt = f"{spec.name}__conformed"
+    values = [
+        quote(column.name)
+        if column.name in existing
+        else ("$corp_id" if column.name == CORP_ID else "NULL")
+        for column in spec.columns
+    ]
+    conn.execute(f"DROP TABLE IF EXISTS {quote(rebuilt)}")
+    conn.execute(spec.create_sql(rebuilt))
+    conn.execute(
+        f"INSERT INTO {quote(rebuilt)} SELECT {', '.join(values)} FROM {quote(spec.name)}",
+        {"corp_id": corp_id} if "$corp_id" in values else {},
+    )
+    conn.execute(f"DROP TABLE {quote(spec.name)}")
+    conn.execute(f"ALTER TABLE {quote(rebuilt)} RENAME TO {quote(spec.name)}")
+
+
+def department_ids(conn: duckdb.DuckDBPyConnection, corp_id: str) -> list[int]:
+    """Ids of a corp's loaded departments, so a users-only sync needs no ``department/list``."""
     if not table_exists(conn, DEPARTMENTS.name):
         raise WarehouseError(
             f"Table {DEPARTMENTS.name} does not exist yet; materialize {DEPARTMENTS.name} first."
         )
-    rows = conn.execute(f"SELECT id FROM {quote(DEPARTMENTS.name)} ORDER BY id").fetchall()
+    conform_table(conn, DEPARTMENTS, corp_id)
+    rows = conn.execute(
+        f"SELECT id FROM {quote(DEPARTMENTS.name)} WHERE corp_id = $corp_id ORDER BY id",
+        {"corp_id": corp_id},
+    ).fetchall()
     return [int(row[0]) for row in rows]
 
 
@@ -98,16 +136,19 @@ def replace_table(
     spec: TableSpec,
     source: pa.Table | str,
     *,
+    corp_id: str,
     max_shrink_fraction: float | None = DEFAULT_MAX_SHRINK_FRACTION,
 ) -> ReplaceResult:
-    """Replace ``spec.name`` with ``source`` atomically, after checking it.
+    """Replace ``corp_id``'s rows of ``spec.name`` with ``source`` atomically, after checking them.
 
     Args:
         conn: An open read-write connection.
         spec: The table's declaration: its schema and the data-quality rules it must pass.
-        source: The snapshot, as an Arrow table in ``spec``'s column order or as a SQL query.
-        max_shrink_fraction: Reject a snapshot that has this fraction fewer rows than the live
-            table (0.5 = half). None disables the guard.
+        source: The corp's snapshot, as an Arrow table in ``spec``'s column order or as a SQL
+            query that may use the parameter ``$corp_id``.
+        corp_id: The corp whose rows are replaced; other corps' rows are left alone.
+        max_shrink_fraction: Reject a snapshot that has this fraction fewer rows than the corp's
+            current rows (0.5 = half). None disables the guard.
 
     Returns:
         Row counts, rule outcomes and the time the write took.
@@ -117,33 +158,30 @@ def replace_table(
         ShrinkGuardError: the snapshot shrank more than ``max_shrink_fraction`` allows.
     """
     started = time.monotonic()
-    staging = f"{spec.name}__staging"
-    incoming = f"{spec.name}__incoming"
-    columns = ", ".join(f'"{c.name}"::{c.sql_type} AS "{c.name}"' for c in spec.columns)
+    table = quote(spec.name)
+    incoming = quote(f"{spec.name}__incoming")
+    columns = ", ".join(f"{quote(c.name)}::{c.sql_type} AS {quote(c.name)}" for c in spec.columns)
+    corp = {"corp_id": corp_id}
     conn.execute("BEGIN TRANSACTION")
     try:
+        conform_table(conn, spec, corp_id)
         if isinstance(source, pa.Table):
             # A view: the rules and the insert read the Arrow data in place, so DuckDB builds
-            # one copy of the snapshot (the new table) instead of two.
+            # one copy of the snapshot (the new rows) instead of two.
             conn.register("__snapshot_arrow", source.select(list(spec.column_names)))
-            incoming_kind = "VIEW"
-            conn.execute(f'CREATE TEMP VIEW "{incoming}" AS SELECT {columns} FROM __snapshot_arrow')
+            conn.execute(f"CREATE TEMP VIEW {incoming} AS SELECT {columns} FROM __snapshot_arrow")
         else:
             # A query is computed once, not once per rule.
-            incoming_kind = "TABLE"
-            conn.execute(f'CREATE TEMP TABLE "{incoming}" AS SELECT {columns} FROM ({source})')
-        outcomes = tuple(rule(conn, quote(incoming)) for rule in spec.rules)
+            conn.execute(f"CREATE TEMP TABLE {incoming} AS SELECT {columns} FROM ({source})", corp)
+        outcomes = tuple(rule(conn, incoming) for rule in spec.rules)
         if any(o.blocking and not o.passed for o in outcomes):
             raise SnapshotRejectedError(spec.name, outcomes)
-        new_count = count(conn, quote(incoming))
-        previous = row_count(conn, spec.name)
+        new_count = count(conn, incoming)
+        previous = count(conn, table, "WHERE corp_id = $corp_id", corp)
         _guard_shrink(spec.name, previous, new_count, max_shrink_fraction)
-        conn.execute(f'DROP TABLE IF EXISTS "{staging}"')
-        conn.execute(spec.create_sql(staging))
-        conn.execute(f'INSERT INTO "{staging}" SELECT * FROM "{incoming}"')
-        conn.execute(f'DROP TABLE IF EXISTS "{spec.name}"')
-        conn.execute(f'ALTER TABLE "{staging}" RENAME TO "{spec.name}"')
-        conn.execute(f'DROP {incoming_kind} "{incoming}"')
+        conn.execute(f"DELETE FROM {table} WHERE corp_id = $corp_id", corp)
+        conn.execute(f"INSERT INTO {table} SELECT * FROM {incoming}")
+        conn.execute(f"DROP {'VIEW' if isinstance(source, pa.Table) else 'TABLE'} {incoming}")
         conn.execute("COMMIT")
     except BaseException:
         rollback(conn)
@@ -154,24 +192,26 @@ def replace_table(
     return ReplaceResult(
         table=spec.name,
         row_count=new_count,
-        previous_row_count=previous,
+        # A corp's first load has no previous rows: None, not 0, as a brand-new table had.
+        previous_row_count=previous or None,
         outcomes=outcomes,
         seconds=time.monotonic() - started,
     )
 
 
-def replace_membership(conn: duckdb.DuckDBPyConnection) -> ReplaceResult:
-    """Rebuild ``dept_membership`` from the loaded ``wecom_users`` table."""
+def replace_membership(conn: duckdb.DuckDBPyConnection, corp_id: str) -> ReplaceResult:
+    """Rebuild a corp's ``dept_membership`` rows from its loaded ``wecom_users`` rows."""
     if not table_exists(conn, USERS.name):
         raise WarehouseError(
             f"Table {USERS.name} does not exist yet; materialize {USERS.name} first."
         )
-    return replace_table(conn, MEMBERSHIP, MEMBERSHIP_SQL, max_shrink_fraction=None)
+    conform_table(conn, USERS, corp_id)
+    return replace_table(
+        conn, MEMBERSHIP, MEMBERSHIP_SQL, corp_id=corp_id, max_shrink_fraction=None
+    )
 
 
-def _guard_shrink(
-    table: str, previous: int | None, new: int, max_shrink_fraction: float | None
-) -> None:
+def _guard_shrink(table: str, previous: int, new: int, max_shrink_fraction: float | None) -> None:
     if max_shrink_fraction is None or not previous:
         return
     shrink = (previous - new) / previous

@@ -170,8 +170,11 @@ def user_departments_exist(
             conn,
             f"""
             SELECT DISTINCT u.userid
-            FROM (SELECT userid, unnest(departments) AS department_id FROM {relation}) AS u
-            ANTI JOIN "{departments}" AS d ON d.id = u.department_id
+            FROM (
+                SELECT corp_id, userid, unnest(departments) AS department_id FROM {relation}
+            ) AS u
+            ANTI JOIN "{departments}" AS d
+                ON d.corp_id = u.corp_id AND d.id = u.department_id
             ORDER BY u.userid
             """,
         )
@@ -196,8 +199,8 @@ def membership_references_exist(
         f"""
         SELECT DISTINCT m.userid || '@' || m.department_id AS pair
         FROM {relation} AS m
-        LEFT JOIN "{users}" AS u ON u.userid = m.userid
-        LEFT JOIN "{departments}" AS d ON d.id = m.department_id
+        LEFT JOIN "{users}" AS u ON u.corp_id = m.corp_id AND u.userid = m.userid
+        LEFT JOIN "{departments}" AS d ON d.corp_id = m.corp_id AND d.id = m.department_id
         WHERE u.userid IS NULL OR d.id IS NULL
         ORDER BY pair
         """,
@@ -221,13 +224,17 @@ def one_main_department_per_user(
         SELECT u.userid
         FROM "{users}" AS u
         LEFT JOIN (
-            SELECT userid, count(*) FILTER (WHERE is_main) AS mains
-            FROM {relation} GROUP BY userid
-        ) AS m ON m.userid = u.userid
-        WHERE coalesce(m.mains, 0) > 1
-           OR (coalesce(m.mains, 0) = 0
-               AND list_contains(u.departments, u.main_department)
-               AND u.main_department IN (SELECT id FROM "{departments}"))
+            SELECT corp_id, userid, count(*) FILTER (WHERE is_main) AS mains
+            FROM {relation} GROUP BY corp_id, userid
+        ) AS m ON m.corp_id = u.corp_id AND m.userid = u.userid
+        WHERE u.corp_id IN (SELECT corp_id FROM {relation})
+          AND (coalesce(m.mains, 0) > 1
+               OR (coalesce(m.mains, 0) = 0
+                   AND list_contains(u.departments, u.main_department)
+                   AND EXISTS (
+                       SELECT 1 FROM "{departments}" AS d
+                       WHERE d.corp_id = u.corp_id AND d.id = u.main_department
+                   )))
         ORDER BY u.userid
         """,
     )

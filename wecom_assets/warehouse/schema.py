@@ -15,6 +15,7 @@ import pyarrow as pa
 from wecom_assets.warehouse.connection import quote
 from wecom_assets.warehouse.quality import Rule
 
+CORP_ID = "corp_id"
 SYNCED_AT = "synced_at"
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 

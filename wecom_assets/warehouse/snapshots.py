@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from wecom_assets.warehouse.pii import PiiPolicy
-from wecom_assets.warehouse.schema import SYNCED_AT, TableSpec
+from wecom_assets.warehouse.schema import CORP_ID, SYNCED_AT, TableSpec
 from wecom_assets.warehouse.tables import DEPARTMENTS, USERS
 from wecom_assets.wecom.models import Department, User
 
@@ -30,12 +30,15 @@ USER_BATCH_ROWS = 2048
 _POOL = pa.system_memory_pool()
 
 
-def _batch(spec: TableSpec, records: Sequence[Any], synced_at: datetime) -> pa.RecordBatch:
+def _batch(
+    spec: TableSpec, records: Sequence[Any], corp_id: str, synced_at: datetime
+) -> pa.RecordBatch:
+    constants = {CORP_ID: corp_id, SYNCED_AT: synced_at}
     arrays = []
     for column in spec.columns:
-        if column.name == SYNCED_AT:
-            stamp = pa.scalar(synced_at, column.arrow_type)
-            arrays.append(pa.repeat(stamp, len(records), memory_pool=_POOL))
+        if column.name in constants:
+            value = pa.scalar(constants[column.name], column.arrow_type)
+            arrays.append(pa.repeat(value, len(records), memory_pool=_POOL))
             continue
         get = attrgetter(column.source_attribute)
         values = [get(record) for record in records]
@@ -43,16 +46,18 @@ def _batch(spec: TableSpec, records: Sequence[Any], synced_at: datetime) -> pa.R
     return pa.RecordBatch.from_arrays(arrays, schema=spec.arrow_schema)
 
 
-def departments_table(departments: Sequence[Department], synced_at: datetime) -> pa.Table:
-    """Arrow snapshot of ``wecom_departments``."""
-    batch = _batch(DEPARTMENTS, departments, synced_at)
+def departments_table(
+    departments: Sequence[Department], corp_id: str, synced_at: datetime
+) -> pa.Table:
+    """Arrow snapshot of ``wecom_departments`` of one corp."""
+    batch = _batch(DEPARTMENTS, departments, corp_id, synced_at)
     return pa.Table.from_batches([batch], schema=DEPARTMENTS.arrow_schema)
 
 
 def users_table(
-    users: Iterable[User], synced_at: datetime, *, pii: PiiPolicy = PiiPolicy()
+    users: Iterable[User], corp_id: str, synced_at: datetime, *, pii: PiiPolicy = PiiPolicy()
 ) -> pa.Table:
-    """Arrow snapshot of ``wecom_users``, contact fields hashed or dropped as ``pii`` says.
+    """Arrow snapshot of ``wecom_users`` of one corp, contact fields treated as ``pii`` says.
 
     Fields the API did not return stay NULL. ``users`` may be an iterator
     (:meth:`WeComClient.iter_users`): it is consumed in batches of :data:`USER_BATCH_ROWS`, and
@@ -61,5 +66,5 @@ def users_table(
     remaining = pii.apply_each(users)
     batches = []
     while chunk := list(islice(remaining, USER_BATCH_ROWS)):
-        batches.append(_batch(USERS, chunk, synced_at))
+        batches.append(_batch(USERS, chunk, corp_id, synced_at))
     return pa.Table.from_batches(batches, schema=USERS.arrow_schema)

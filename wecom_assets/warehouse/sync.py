@@ -23,12 +23,13 @@ from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, ORG_CHANGES, 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """What one sync fetched and which tables it writes.
+    """What one sync of one corp fetched and which tables it writes.
 
-    A table that is written without a fetched snapshot is derived from the tables already in the
+    Only that corp's rows are replaced; other corps' rows and history are left as they are. A table that is written without a fetched snapshot is derived from the tables already in the
     file: ``dept_membership`` from ``wecom_users``.
     """
 
+    corp_id: str
     departments: pa.Table | None = None
     users: pa.Table | None = None
     membership: bool = False
@@ -68,14 +69,14 @@ class SyncRejectedError(WarehouseError):
 
 
 def department_ids(
-    path: Path, *, lock_timeout: float, config: ConnectionConfig | None
+    path: Path, corp_id: str, *, lock_timeout: float, config: ConnectionConfig | None
 ) -> list[int]:
-    """Ids of the departments in the published file, for a users-only sync.
+    """Ids of a corp's departments in the published file, for a users-only sync.
 
     Read from a private copy, so an analyst's session on the file does not block it.
     """
     with snapshot_session(path, lock_timeout=lock_timeout, config=config) as session:
-        return publish.department_ids(session.conn)
+        return publish.department_ids(session.conn, corp_id)
 
 
 def write_and_publish(
@@ -108,18 +109,23 @@ def _write(
                 conn,
                 DEPARTMENTS,
                 snapshot.departments,
+                corp_id=snapshot.corp_id,
                 max_shrink_fraction=snapshot.max_shrink_fraction,
             )
         if snapshot.users is not None:
             tables[USERS.name] = publish.replace_table(
-                conn, USERS, snapshot.users, max_shrink_fraction=snapshot.max_shrink_fraction
+                conn,
+                USERS,
+                snapshot.users,
+                corp_id=snapshot.corp_id,
+                max_shrink_fraction=snapshot.max_shrink_fraction,
             )
         if snapshot.membership:
-            tables[MEMBERSHIP.name] = publish.replace_membership(conn)
+            tables[MEMBERSHIP.name] = publish.replace_membership(conn, snapshot.corp_id)
         outcomes = {name: result.outcomes for name, result in tables.items()}
         if not snapshot.history:
             return tables, None
-        result = history.apply_snapshot(conn, run_id=snapshot.run_id)
+        result = history.apply_snapshot(conn, snapshot.corp_id, run_id=snapshot.run_id)
     except publish.SnapshotRejectedError as rejected:
         outcomes = {name: result.outcomes for name, result in tables.items()}
         outcomes[rejected.table] = rejected.outcomes
@@ -131,14 +137,20 @@ def _write(
         raise SyncRejectedError(rejected, outcomes) from None
     except (publish.ShrinkGuardError, history.HistoryError) as error:
         raise SyncRejectedError(error, outcomes) from None
-    return tables, HistoryReport(result, history.row_counts(conn), _events_at(conn, result))
+    return tables, HistoryReport(
+        result,
+        history.row_counts(conn, snapshot.corp_id),
+        _events_at(conn, snapshot.corp_id, result),
+    )
 
 
-def _events_at(conn: duckdb.DuckDBPyConnection, result: history.HistoryResult) -> dict[str, int]:
-    """Change events seen at this snapshot, as ``entity/event -> count``."""
+def _events_at(
+    conn: duckdb.DuckDBPyConnection, corp_id: str, result: history.HistoryResult
+) -> dict[str, int]:
+    """A corp's change events seen at this snapshot, as ``entity/event -> count``."""
     rows = conn.execute(
         f"SELECT entity || '/' || event, count(*) FROM {quote(ORG_CHANGES.name)} "
-        "WHERE changed_at = $at GROUP BY ALL ORDER BY ALL",
-        {"at": result.snapshot_at},
+        "WHERE corp_id = $corp_id AND changed_at = $at GROUP BY ALL ORDER BY ALL",
+        {"corp_id": corp_id, "at": result.snapshot_at},
     ).fetchall()
     return {str(name): int(count) for name, count in rows}

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from wecom_assets.warehouse import quality
 from wecom_assets.warehouse.schema import (
+    CORP_ID,
     SYNCED_AT,
     UTC_TIMESTAMP,
     Column,
@@ -32,6 +33,14 @@ _SYNCED_AT = Column(
 )
 
 
+_CORP_ID = Column(
+    CORP_ID,
+    "VARCHAR",
+    _TEXT,
+    "Corp id (企业ID) the row belongs to; one warehouse can hold many corps.",
+)
+
+
 def _text(name: str, description: str) -> Column:
     return Column(name, "VARCHAR", _TEXT, description)
 
@@ -39,13 +48,14 @@ def _text(name: str, description: str) -> Column:
 DEPARTMENTS = TableSpec(
     name="wecom_departments",
     description="One row per department in the app's visible range, as `department/list` returns it.",
-    primary_key=("id",),
+    primary_key=(CORP_ID, "id"),
     rules=(quality.unique_department_ids, quality.department_tree_is_sound),
     tracking=Tracking(
         "wecom_departments_history",
         "One row per version of a department: its `wecom_departments` columns while they held.",
     ),
     columns=(
+        _CORP_ID,
         Column("id", "BIGINT", _BIGINT, "Department id (API `id`)."),
         _text("name", "Department name as WeCom returns it."),
         _text("name_en", "English name; NULL when not set or not returned."),
@@ -78,7 +88,7 @@ USERS = TableSpec(
         "One row per member visible to the app, merged across every department that lists them "
         "(userids compared case-insensitively, case kept as returned)."
     ),
-    primary_key=("userid",),
+    primary_key=(CORP_ID, "userid"),
     rules=(
         quality.unique_userids,
         partial(quality.user_departments_exist, departments=DEPARTMENTS.name),
@@ -90,6 +100,7 @@ USERS = TableSpec(
         "One row per version of a member: their `wecom_users` columns while they held.",
     ),
     columns=(
+        _CORP_ID,
         _text("userid", "Member id, case as the API returns it; unique case-insensitively."),
         _text("name", "Display name, stored exactly as received."),
         _text("alias", "Alias (别名)."),
@@ -158,7 +169,7 @@ USERS = TableSpec(
 MEMBERSHIP = TableSpec(
     name="dept_membership",
     description="One row per (member, visible department) pair, derived from `wecom_users`.",
-    primary_key=("userid", "department_id"),
+    primary_key=(CORP_ID, "userid", "department_id"),
     rules=(
         partial(
             quality.membership_references_exist, users=USERS.name, departments=DEPARTMENTS.name
@@ -173,6 +184,7 @@ MEMBERSHIP = TableSpec(
         "One row per version of a (member, department) pair of `dept_membership`.",
     ),
     columns=(
+        _CORP_ID,
         _text("userid", "Member id, as in `wecom_users.userid`."),
         Column("department_id", "BIGINT", _BIGINT, "Department id, as in `wecom_departments.id`."),
         Column("sort_order", "BIGINT", _BIGINT, "Member's order inside the department."),
@@ -189,7 +201,7 @@ DEPARTMENT_PATHS = TableSpec(
         "departments whose parent is not visible: the top department (parent 0) for a whole-org "
         "range, the visible sub-tree roots for a partial range."
     ),
-    primary_key=("id",),
+    primary_key=(CORP_ID, "id"),
     upstream=(DEPARTMENTS.name,),
     view=True,
     tracking=Tracking(
@@ -198,6 +210,7 @@ DEPARTMENT_PATHS = TableSpec(
         "new version for every department below it.",
     ),
     columns=(
+        _CORP_ID,
         Column("id", "BIGINT", _BIGINT, "Department id."),
         Column("name", "VARCHAR", _TEXT, "Department name."),
         Column("parent_id", "BIGINT", _BIGINT, "Parent id as WeCom gives it (0 for the top)."),
@@ -225,9 +238,10 @@ RUNS = TableSpec(
         "One row per snapshot folded into the history, also when nothing changed: the times at "
         "which the org was observed. Applying the same snapshot twice adds no row."
     ),
-    primary_key=("snapshot_at",),
+    primary_key=(CORP_ID, "snapshot_at"),
     upstream=(DEPARTMENTS.name, USERS.name, MEMBERSHIP.name),
     columns=(
+        _CORP_ID,
         Column(
             "snapshot_at",
             "TIMESTAMPTZ",
@@ -274,8 +288,9 @@ ORG_CHANGES = TableSpec(
         "Departments: added, removed, moved, renamed, leader_changed. Rows present in the first "
         "snapshot of the history produce no joined/added event."
     ),
-    primary_key=("changed_at", "entity", "entity_id", "event"),
+    primary_key=(CORP_ID, "changed_at", "entity", "entity_id", "event"),
     columns=(
+        _CORP_ID,
         Column(
             "changed_at",
             "TIMESTAMPTZ",

@@ -11,7 +11,7 @@ import duckdb
 
 from wecom_assets.warehouse.connection import quote
 from wecom_assets.warehouse.quality import MAX_REPORTED_IDS, CheckOutcome
-from wecom_assets.warehouse.schema import Tracked
+from wecom_assets.warehouse.schema import CORP_ID, Tracked
 
 HISTORY_CHECK = "history_is_consistent"
 
@@ -32,7 +32,7 @@ def key_match(key: tuple[str, ...], left: str, right: str) -> str:
 
 
 def check_tracked(
-    conn: duckdb.DuckDBPyConnection, tracked: Tracked, current: str | None = None
+    conn: duckdb.DuckDBPyConnection, tracked: Tracked, corp_id: str, current: str | None = None
 ) -> CheckOutcome:
     """Versions of each key never overlap and the current versions equal the current table.
 
@@ -43,16 +43,19 @@ def check_tracked(
     Args:
         conn: An open connection.
         tracked: The history table to check.
-        current: A relation holding the current rows' keys and ``row_hash``; by default they
-            are computed from the current table.
+        corp_id: The corp whose versions are checked.
+        current: A relation holding the corp's current rows' keys and ``row_hash``; by default
+            they are computed from the current table.
     """
-    history = quote(tracked.history.name)
+    history = f"(SELECT * FROM {quote(tracked.history.name)} WHERE corp_id = $corp_id)"
     key = ", ".join(quote(k) for k in tracked.key)
+    # Offending keys are reported without the corp id, which every one of them shares.
+    shown = tuple(k for k in tracked.key if k != CORP_ID)
     match = key_match(tracked.key, "c", "h")
     if current is None:
         current = (
             f"(SELECT {key}, {row_hash_sql(tracked.business_columns, 's')} AS row_hash "
-            f"FROM {quote(tracked.source.name)} AS s)"
+            f"FROM {quote(tracked.source.name)} AS s WHERE s.corp_id = $corp_id)"
         )
     offending = [
         row[0]
@@ -66,17 +69,18 @@ def check_tracked(
             current_rows AS (SELECT {key}, row_hash FROM {current}),
             current_versions AS (SELECT {key}, row_hash FROM {history} WHERE valid_to IS NULL)
             SELECT DISTINCT key_text FROM (
-                SELECT {_key_text_sql(tracked.key, "v")} AS key_text FROM versions AS v
+                SELECT {_key_text_sql(shown, "v")} AS key_text FROM versions AS v
                 WHERE (v.valid_to IS NULL AND v.next_from IS NOT NULL)
                    OR v.valid_to <= v.valid_from
                    OR v.next_from < v.valid_to
                 UNION ALL
-                SELECT coalesce({_key_text_sql(tracked.key, "c")}, {_key_text_sql(tracked.key, "h")})
+                SELECT coalesce({_key_text_sql(shown, "c")}, {_key_text_sql(shown, "h")})
                 FROM current_rows AS c FULL JOIN current_versions AS h ON {match}
                 WHERE c.row_hash IS DISTINCT FROM h.row_hash
             )
             ORDER BY key_text
-            """
+            """,
+            {"corp_id": corp_id},
         ).fetchall()
     ]
     ids = tuple(str(value) for value in offending)

@@ -32,6 +32,7 @@ from wecom_assets.warehouse.connection import (
 )
 from wecom_assets.warehouse.history.consistency import check_tracked, key_match, row_hash_sql
 from wecom_assets.warehouse.history.views import DEPARTMENT_PATHS_SQL, ORG_CHANGES_SQL
+from wecom_assets.warehouse.publish import conform_table
 from wecom_assets.warehouse.quality import CheckOutcome
 from wecom_assets.warehouse.schema import Tracked
 from wecom_assets.warehouse.tables import (
@@ -95,6 +96,9 @@ class HistoryResult:
         return sum(t.closed for t in self.tables)
 
 
+_CORP_CURRENT = "WHERE valid_to IS NULL AND corp_id = $corp_id"
+
+
 def _require_current_tables(conn: duckdb.DuckDBPyConnection) -> None:
     existing = existing_tables(conn)
     missing = [spec.name for spec in ORG_TABLES if spec.name not in existing]
@@ -105,23 +109,18 @@ def _require_current_tables(conn: duckdb.DuckDBPyConnection) -> None:
         )
 
 
-def _ensure_table(conn: duckdb.DuckDBPyConnection, tracked: Tracked) -> None:
-    """Create the history table, or add the columns its current table gained since.
+def _ensure_table(conn: duckdb.DuckDBPyConnection, tracked: Tracked, corp_id: str) -> None:
+    """Create the history table, or bring one written by an older release to the declared schema.
 
     The stored ``row_hash`` of current versions is then brought in line with the column list
     and DuckDB's JSON rendering; normally this touches no row. Without it a new column (NULL in
     old versions) or a changed rendering after an upgrade would turn every row into a version.
     """
     spec = tracked.history
-    existing = column_names(conn, spec.name)
-    if not existing:
+    if not column_names(conn, spec.name):
         conn.execute(spec.create_sql())
         return
-    for column in spec.columns:
-        if column.name not in existing:
-            conn.execute(
-                f"ALTER TABLE {quote(spec.name)} ADD COLUMN {quote(column.name)} {column.sql_type}"
-            )
+    conform_table(conn, spec, corp_id)
     fresh = row_hash_sql(tracked.business_columns, "h")
     conn.execute(
         f"UPDATE {quote(spec.name)} AS h SET row_hash = {fresh} "
@@ -129,26 +128,33 @@ def _ensure_table(conn: duckdb.DuckDBPyConnection, tracked: Tracked) -> None:
     )
 
 
-def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create the history tables and (re)create the views; safe to run again."""
+def ensure_schema(conn: duckdb.DuckDBPyConnection, corp_id: str) -> None:
+    """Create the history tables and (re)create the views; safe to run again.
+
+    Tables written before the warehouse held several corps are given ``corp_id``: their rows
+    belong to ``corp_id``, the corp being synced.
+    """
+    for spec in ORG_TABLES:
+        conform_table(conn, spec, corp_id)
     conn.execute(DEPARTMENT_PATHS_SQL)
     for tracked in TRACKED:
-        _ensure_table(conn, tracked)
-    if not column_names(conn, RUNS.name):
-        conn.execute(RUNS.create_sql())
+        _ensure_table(conn, tracked, corp_id)
+    conform_table(conn, RUNS, corp_id)
     conn.execute(ORG_CHANGES_SQL)
 
 
-def snapshot_time(conn: duckdb.DuckDBPyConnection) -> datetime:
-    """The loaded snapshot's time: the latest ``synced_at`` of departments and users.
+def snapshot_time(conn: duckdb.DuckDBPyConnection, corp_id: str) -> datetime:
+    """A corp's loaded snapshot's time: the latest ``synced_at`` of its departments and users.
 
-    Falls back to now for empty tables. Using the fetch time rather than the time the history
-    is written keeps ``valid_from`` honest when the history step runs late or is retried.
+    Falls back to now for a corp without rows. Using the fetch time rather than the time the
+    history is written keeps ``valid_from`` honest when the history runs late or is retried.
     """
     value = scalar(
         conn,
-        f"SELECT greatest((SELECT max(synced_at) FROM {quote(DEPARTMENTS.name)}), "
-        f"(SELECT max(synced_at) FROM {quote(USERS.name)}))",
+        f"SELECT greatest("
+        f"(SELECT max(synced_at) FROM {quote(DEPARTMENTS.name)} WHERE corp_id = $corp_id), "
+        f"(SELECT max(synced_at) FROM {quote(USERS.name)} WHERE corp_id = $corp_id))",
+        {"corp_id": corp_id},
     )
     if value is None:
         return datetime.now(UTC)
@@ -156,8 +162,12 @@ def snapshot_time(conn: duckdb.DuckDBPyConnection) -> datetime:
     return value.astimezone(UTC)
 
 
-def _last_snapshot(conn: duckdb.DuckDBPyConnection) -> datetime | None:
-    value = scalar(conn, f"SELECT max(snapshot_at) FROM {RUNS.name}")
+def _last_snapshot(conn: duckdb.DuckDBPyConnection, corp_id: str) -> datetime | None:
+    value = scalar(
+        conn,
+        f"SELECT max(snapshot_at) FROM {quote(RUNS.name)} WHERE corp_id = $corp_id",
+        {"corp_id": corp_id},
+    )
     return value.astimezone(UTC) if isinstance(value, datetime) else None
 
 
@@ -165,8 +175,8 @@ def _temp(tracked: Tracked, what: str) -> str:
     return quote(f"__history_{what}_{tracked.history.name}")
 
 
-def _diff(conn: duckdb.DuckDBPyConnection, tracked: Tracked) -> tuple[int, int]:
-    """Stage the versions to close and to open; returns (opened, closed) counts."""
+def _diff(conn: duckdb.DuckDBPyConnection, tracked: Tracked, corp_id: str) -> tuple[int, int]:
+    """Stage one corp's versions to close and to open; returns (opened, closed) counts."""
     columns = ", ".join(quote(c) for c in tracked.business_columns)
     key = ", ".join(f"o.{quote(k)}" for k in tracked.key)
     incoming, opening, closing = (_temp(tracked, w) for w in ("incoming", "opening", "closing"))
@@ -174,9 +184,10 @@ def _diff(conn: duckdb.DuckDBPyConnection, tracked: Tracked) -> tuple[int, int]:
     conn.execute(
         f"CREATE OR REPLACE TEMP TABLE {incoming} AS "
         f"SELECT {columns}, {row_hash_sql(tracked.business_columns, 's')} AS row_hash "
-        f"FROM {quote(tracked.source.name)} AS s"
+        f"FROM {quote(tracked.source.name)} AS s WHERE s.corp_id = $corp_id",
+        {"corp_id": corp_id},
     )
-    current = f"(SELECT * FROM {history} WHERE valid_to IS NULL)"
+    current = f"(SELECT * FROM {history} WHERE valid_to IS NULL AND corp_id = {_literal(corp_id)})"
     match = f"{key_match(tracked.key, 'i', 'o')} AND i.row_hash = o.row_hash"
     conn.execute(
         f"CREATE OR REPLACE TEMP TABLE {opening} AS "
@@ -210,8 +221,14 @@ def _drop_temps(conn: duckdb.DuckDBPyConnection) -> None:
             conn.execute(f"DROP TABLE IF EXISTS {_temp(tracked, what)}")
 
 
+def _literal(text: str) -> str:
+    """``text`` as a SQL string literal, for the few places a parameter cannot go (a subquery)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _log_run(
     conn: duckdb.DuckDBPyConnection,
+    corp_id: str,
     at: datetime,
     run_id: str | None,
     tables: list[TableChanges],
@@ -220,13 +237,14 @@ def _log_run(
     conn.execute(
         f"""
         INSERT INTO {quote(RUNS.name)}
-        SELECT $at, $applied_at, $run_id,
-               (SELECT count(*) FROM {quote(DEPARTMENTS.name)}),
-               (SELECT count(*) FROM {quote(USERS.name)}),
-               (SELECT count(*) FROM {quote(MEMBERSHIP.name)}),
+        SELECT $corp_id, $at, $applied_at, $run_id,
+               (SELECT count(*) FROM {quote(DEPARTMENTS.name)} WHERE corp_id = $corp_id),
+               (SELECT count(*) FROM {quote(USERS.name)} WHERE corp_id = $corp_id),
+               (SELECT count(*) FROM {quote(MEMBERSHIP.name)} WHERE corp_id = $corp_id),
                $opened, $closed, $changes::JSON
         """,
         {
+            "corp_id": corp_id,
             "at": at,
             "applied_at": datetime.now(UTC),
             "run_id": run_id,
@@ -239,14 +257,18 @@ def _log_run(
 
 def apply_snapshot(
     conn: duckdb.DuckDBPyConnection,
+    corp_id: str,
     *,
     run_id: str | None = None,
     snapshot_at: datetime | None = None,
 ) -> HistoryResult:
-    """Fold the loaded current tables into the history, atomically.
+    """Fold one corp's loaded current rows into the history, atomically.
+
+    Other corps' versions are never read or written: each corp has its own snapshots.
 
     Args:
         conn: An open read-write connection to the warehouse holding the three current tables.
+        corp_id: The corp whose snapshot is folded in.
         run_id: Recorded in ``wecom_history_runs`` (the Dagster run id).
         snapshot_at: Time of the snapshot; defaults to :func:`snapshot_time`.
 
@@ -260,13 +282,14 @@ def apply_snapshot(
         HistoryRejectedError: The updated history would fail its consistency checks.
     """
     started = time.monotonic()
+    corp = {"corp_id": corp_id}
     _require_current_tables(conn)
     conn.execute("BEGIN TRANSACTION")
     try:
-        ensure_schema(conn)
-        at = (snapshot_at or snapshot_time(conn)).astimezone(UTC)
-        last = _last_snapshot(conn)
-        diffs = [_diff(conn, tracked) for tracked in TRACKED]
+        ensure_schema(conn, corp_id)
+        at = (snapshot_at or snapshot_time(conn, corp_id)).astimezone(UTC)
+        last = _last_snapshot(conn, corp_id)
+        diffs = [_diff(conn, tracked, corp_id) for tracked in TRACKED]
         changed = any(opened or closed for opened, closed in diffs)
         applied = last is None or at > last
         if not applied and changed:
@@ -283,15 +306,19 @@ def apply_snapshot(
                 table=tracked.history.name,
                 opened=opened if applied else 0,
                 closed=closed if applied else 0,
-                current_rows=count(conn, quote(tracked.history.name), "WHERE valid_to IS NULL"),
-                total_rows=count(conn, quote(tracked.history.name)),
+                current_rows=count(
+                    conn, quote(tracked.history.name), _CORP_CURRENT, {"corp_id": corp_id}
+                ),
+                total_rows=count(
+                    conn, quote(tracked.history.name), "WHERE corp_id = $corp_id", corp
+                ),
             )
             for tracked, (opened, closed) in zip(TRACKED, diffs, strict=True)
         ]
         if applied:
-            _log_run(conn, at, run_id, tables)
+            _log_run(conn, corp_id, at, run_id, tables)
         outcomes = tuple(
-            check_tracked(conn, tracked, _temp(tracked, "incoming")) for tracked in TRACKED
+            check_tracked(conn, tracked, corp_id, _temp(tracked, "incoming")) for tracked in TRACKED
         )
         if not all(o.passed for o in outcomes):
             raise HistoryRejectedError(outcomes)
@@ -309,6 +336,9 @@ def apply_snapshot(
     )
 
 
-def row_counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Rows of every history table and view, by name."""
-    return {spec.name: count(conn, quote(spec.name)) for spec in (*HISTORY_TABLES, *VIEWS)}
+def row_counts(conn: duckdb.DuckDBPyConnection, corp_id: str) -> dict[str, int]:
+    """A corp's rows of every history table and view, by name."""
+    return {
+        spec.name: count(conn, quote(spec.name), "WHERE corp_id = $corp_id", {"corp_id": corp_id})
+        for spec in (*HISTORY_TABLES, *VIEWS)
+    }

@@ -15,12 +15,15 @@ from wecom_assets.warehouse.tables import (
 
 DEPARTMENT_PATHS_SQL = f"""
 CREATE OR REPLACE VIEW {DEPARTMENT_PATHS.name} AS
-WITH RECURSIVE tree(id, name, parent_id, depth, id_path, path_names, name_path) AS (
-    SELECT d.id, d.name, d.parent_id, 1, [d.id], [d.name], coalesce(d.name, '')
+WITH RECURSIVE tree(corp_id, id, name, parent_id, depth, id_path, path_names, name_path) AS (
+    SELECT d.corp_id, d.id, d.name, d.parent_id, 1, [d.id], [d.name], coalesce(d.name, '')
     FROM {DEPARTMENTS.name} AS d
-    WHERE NOT EXISTS (SELECT 1 FROM {DEPARTMENTS.name} AS p WHERE p.id = d.parent_id)
+    WHERE NOT EXISTS (
+        SELECT 1 FROM {DEPARTMENTS.name} AS p WHERE p.corp_id = d.corp_id AND p.id = d.parent_id
+    )
     UNION ALL
     SELECT
+        c.corp_id,
         c.id,
         c.name,
         c.parent_id,
@@ -29,9 +32,10 @@ WITH RECURSIVE tree(id, name, parent_id, depth, id_path, path_names, name_path) 
         list_append(t.path_names, c.name),
         t.name_path || '/' || coalesce(c.name, '')
     FROM tree AS t
-    JOIN {DEPARTMENTS.name} AS c ON c.parent_id = t.id
+    JOIN {DEPARTMENTS.name} AS c ON c.corp_id = t.corp_id AND c.parent_id = t.id
 )
-SELECT id, name, parent_id, depth::INTEGER AS depth, id_path, path_names, name_path FROM tree
+SELECT corp_id, id, name, parent_id, depth::INTEGER AS depth, id_path, path_names, name_path
+FROM tree
 """
 
 # Consecutive versions of one key are contiguous (previous valid_to = this valid_from); a gap
@@ -43,7 +47,9 @@ _PATHS_HISTORY = history_table(DEPARTMENT_PATHS).name
 ORG_CHANGES_SQL = f"""
 CREATE OR REPLACE VIEW {ORG_CHANGES.name} AS
 WITH
-history_start AS (SELECT min(snapshot_at) AS first_snapshot FROM {RUNS.name}),
+history_start AS (
+    SELECT corp_id, min(snapshot_at) AS first_snapshot FROM {RUNS.name} GROUP BY corp_id
+),
 user_versions AS (
     SELECT
         *,
@@ -56,7 +62,7 @@ user_versions AS (
         lag(led_ids) OVER w AS prev_led_ids
     FROM (
         SELECT
-            userid, name, status, main_department, valid_from, valid_to,
+            corp_id, userid, name, status, main_department, valid_from, valid_to,
             list_sort(coalesce(departments, [])) AS dept_ids,
             list_sort(list_filter(
                 coalesce(departments, []),
@@ -64,35 +70,35 @@ user_versions AS (
             )) AS led_ids
         FROM {_USERS_HISTORY}
     )
-    WINDOW w AS (PARTITION BY userid ORDER BY valid_from)
+    WINDOW w AS (PARTITION BY corp_id, userid ORDER BY valid_from)
 ),
 user_events AS (
-    SELECT valid_from AS changed_at, 'joined' AS event, userid, name,
+    SELECT corp_id, valid_from AS changed_at, 'joined' AS event, userid, name,
            NULL::VARCHAR AS old_value, NULL::VARCHAR AS new_value,
            NULL::BIGINT AS old_department_id, main_department AS new_department_id
-    FROM user_versions, history_start
+    FROM user_versions JOIN history_start USING (corp_id)
     WHERE (prev_valid_to IS NULL OR prev_valid_to < valid_from) AND valid_from > first_snapshot
     UNION ALL
-    SELECT valid_to, 'left', userid, name, NULL, NULL, main_department, NULL
+    SELECT corp_id, valid_to, 'left', userid, name, NULL, NULL, main_department, NULL
     FROM user_versions
     WHERE valid_to IS NOT NULL AND (next_valid_from IS NULL OR next_valid_from > valid_to)
     UNION ALL
-    SELECT valid_from, 'status_changed', userid, name, prev_status::VARCHAR, status::VARCHAR,
+    SELECT corp_id, valid_from, 'status_changed', userid, name, prev_status::VARCHAR, status::VARCHAR,
            prev_main, main_department
     FROM user_versions
     WHERE prev_valid_to = valid_from AND status IS DISTINCT FROM prev_status
     UNION ALL
-    SELECT valid_from, 'moved', userid, name, prev_dept_ids::VARCHAR, dept_ids::VARCHAR,
+    SELECT corp_id, valid_from, 'moved', userid, name, prev_dept_ids::VARCHAR, dept_ids::VARCHAR,
            prev_main, main_department
     FROM user_versions
     WHERE prev_valid_to = valid_from
       AND (main_department IS DISTINCT FROM prev_main OR dept_ids IS DISTINCT FROM prev_dept_ids)
     UNION ALL
-    SELECT valid_from, 'renamed', userid, name, prev_name, name, prev_main, main_department
+    SELECT corp_id, valid_from, 'renamed', userid, name, prev_name, name, prev_main, main_department
     FROM user_versions
     WHERE prev_valid_to = valid_from AND name IS DISTINCT FROM prev_name
     UNION ALL
-    SELECT valid_from, 'leader_changed', userid, name, prev_led_ids::VARCHAR, led_ids::VARCHAR,
+    SELECT corp_id, valid_from, 'leader_changed', userid, name, prev_led_ids::VARCHAR, led_ids::VARCHAR,
            prev_main, main_department
     FROM user_versions
     WHERE prev_valid_to = valid_from AND led_ids IS DISTINCT FROM prev_led_ids
@@ -106,47 +112,48 @@ department_versions AS (
         lag(parent_id) OVER w AS prev_parent,
         lag(leader_ids) OVER w AS prev_leader_ids
     FROM (
-        SELECT id, name, parent_id, valid_from, valid_to,
+        SELECT corp_id, id, name, parent_id, valid_from, valid_to,
                list_sort(coalesce(leaders, [])) AS leader_ids
         FROM {_DEPARTMENTS_HISTORY}
     )
-    WINDOW w AS (PARTITION BY id ORDER BY valid_from)
+    WINDOW w AS (PARTITION BY corp_id, id ORDER BY valid_from)
 ),
 department_events AS (
-    SELECT valid_from AS changed_at, 'added' AS event, id, name,
+    SELECT corp_id, valid_from AS changed_at, 'added' AS event, id, name,
            NULL::VARCHAR AS old_value, NULL::VARCHAR AS new_value,
            NULL::BIGINT AS old_department_id, parent_id AS new_department_id
-    FROM department_versions, history_start
+    FROM department_versions JOIN history_start USING (corp_id)
     WHERE (prev_valid_to IS NULL OR prev_valid_to < valid_from) AND valid_from > first_snapshot
     UNION ALL
-    SELECT valid_to, 'removed', id, name, NULL, NULL, parent_id, NULL
+    SELECT corp_id, valid_to, 'removed', id, name, NULL, NULL, parent_id, NULL
     FROM department_versions
     WHERE valid_to IS NOT NULL AND (next_valid_from IS NULL OR next_valid_from > valid_to)
     UNION ALL
-    SELECT valid_from, 'moved', id, name, prev_parent::VARCHAR, parent_id::VARCHAR,
+    SELECT corp_id, valid_from, 'moved', id, name, prev_parent::VARCHAR, parent_id::VARCHAR,
            prev_parent, parent_id
     FROM department_versions
     WHERE prev_valid_to = valid_from AND parent_id IS DISTINCT FROM prev_parent
     UNION ALL
-    SELECT valid_from, 'renamed', id, name, prev_name, name, prev_parent, parent_id
+    SELECT corp_id, valid_from, 'renamed', id, name, prev_name, name, prev_parent, parent_id
     FROM department_versions
     WHERE prev_valid_to = valid_from AND name IS DISTINCT FROM prev_name
     UNION ALL
-    SELECT valid_from, 'leader_changed', id, name, prev_leader_ids::VARCHAR,
+    SELECT corp_id, valid_from, 'leader_changed', id, name, prev_leader_ids::VARCHAR,
            leader_ids::VARCHAR, prev_parent, parent_id
     FROM department_versions
     WHERE prev_valid_to = valid_from AND leader_ids IS DISTINCT FROM prev_leader_ids
 ),
 events AS (
-    SELECT changed_at, 'user' AS entity, event, userid AS entity_id, name, old_value,
+    SELECT corp_id, changed_at, 'user' AS entity, event, userid AS entity_id, name, old_value,
            new_value, old_department_id, new_department_id
     FROM user_events
     UNION ALL
-    SELECT changed_at, 'department', event, id::VARCHAR, name, old_value, new_value,
+    SELECT corp_id, changed_at, 'department', event, id::VARCHAR, name, old_value, new_value,
            old_department_id, new_department_id
     FROM department_events
 )
 SELECT
+    e.corp_id,
     e.changed_at::TIMESTAMPTZ AS changed_at,
     e.entity,
     e.event,
@@ -162,7 +169,11 @@ SELECT
          THEN new_path.name_path END AS new_department_path
 FROM events AS e
 ASOF LEFT JOIN {_PATHS_HISTORY} AS old_path
-    ON old_path.id = e.old_department_id AND e.changed_at > old_path.valid_from
+    ON old_path.corp_id = e.corp_id
+    AND old_path.id = e.old_department_id
+    AND e.changed_at > old_path.valid_from
 ASOF LEFT JOIN {_PATHS_HISTORY} AS new_path
-    ON new_path.id = e.new_department_id AND e.changed_at >= new_path.valid_from
+    ON new_path.corp_id = e.corp_id
+    AND new_path.id = e.new_department_id
+    AND e.changed_at >= new_path.valid_from
 """

@@ -1,0 +1,109 @@
+"""Many corps in one warehouse: one partition per corp, each run touching only its own rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+from dagster_support import resources, table_rows
+from warehouse_oracle import assert_warehouse_holds
+
+from wecom_assets.defs.assets import build_org_assets
+from wecom_assets.sandbox.evolve import OrgEditor
+from wecom_assets.sandbox.org import generate_org
+from wecom_assets.sandbox.server import FaultConfig, SandboxServer
+from wecom_assets.wecom.corps import Corp
+
+
+@pytest.fixture
+def orgs() -> list[dict[str, Any]]:
+    return [
+        generate_org(users=80, departments=10, seed=31, corp_id="ww_acme"),
+        generate_org(users=60, departments=8, seed=32, corp_id="ww_beta"),
+    ]
+
+
+@pytest.fixture
+def sandboxes(
+    orgs: list[dict[str, Any]], start_sandbox: Callable[..., SandboxServer]
+) -> list[SandboxServer]:
+    return [start_sandbox(org) for org in orgs]
+
+
+@pytest.fixture
+def corps(
+    orgs: list[dict[str, Any]],
+    sandboxes: list[SandboxServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[list[Corp]]:
+    found = []
+    for n, (org, sandbox) in enumerate(zip(orgs, sandboxes, strict=True)):
+        monkeypatch.setenv(f"WECOM_SECRET_{n}", org["corp_secret"])
+        found.append(Corp(org["corp_id"], f"WECOM_SECRET_{n}", base_url=sandbox.url))
+    yield found
+
+
+def _sync(
+    corps: list[Corp], tmp_path: Path, corp: Corp, org: dict[str, Any]
+) -> dg.ExecuteInProcessResult:
+    settings = resources(org, "", tmp_path)
+    settings["wecom"] = settings["wecom"].model_copy(
+        update={"corp_id": "", "corp_secret": "", "base_url": ""}
+    )
+    return dg.materialize(
+        [build_org_assets(corps)],
+        partition_key=corp.corp_id,
+        resources=settings,
+        raise_on_error=False,
+    )
+
+
+def test_each_partition_syncs_its_corp_into_one_warehouse(
+    corps: list[Corp], orgs: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    for corp, org in zip(corps, orgs, strict=True):
+        assert _sync(corps, tmp_path, corp, org).success
+    database = tmp_path / "wecom.duckdb"
+    for org in orgs:
+        assert_warehouse_holds(database, org)
+    runs = table_rows(database, "SELECT corp_id, users FROM wecom_history_runs")
+    assert runs == {(org["corp_id"], len(org["users"])) for org in orgs}
+
+
+def test_a_failed_corp_leaves_its_own_rows_and_never_touches_another_corps(
+    corps: list[Corp],
+    orgs: list[dict[str, Any]],
+    sandboxes: list[SandboxServer],
+    tmp_path: Path,
+) -> None:
+    for corp, org in zip(corps, orgs, strict=True):
+        assert _sync(corps, tmp_path, corp, org).success
+    acme, beta = orgs
+    changed = OrgEditor(beta)
+    changed.rename_department(changed.data["departments"][1]["id"], "改名")
+    sandboxes[1].replace_org(changed.snapshot())
+    sandboxes[1].update_config(faults=FaultConfig(fail_after=3))
+    assert not _sync(corps, tmp_path, corps[1], beta).success
+    renamed = OrgEditor(acme)
+    renamed.rename_department(renamed.data["departments"][1]["id"], "新名字")
+    sandboxes[0].replace_org(renamed.snapshot())
+    assert _sync(corps, tmp_path, corps[0], acme).success
+    database = tmp_path / "wecom.duckdb"
+    assert_warehouse_holds(database, renamed.snapshot())
+    assert_warehouse_holds(database, beta)
+    events = table_rows(database, "SELECT corp_id, entity, event FROM wecom_org_changes")
+    assert events == {("ww_acme", "department", "renamed")}
+
+
+def test_a_corp_whose_secret_variable_is_unset_fails_naming_it(
+    corps: list[Corp], orgs: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WECOM_SECRET_1")
+    result = _sync(corps, tmp_path, corps[1], orgs[1])
+    assert not result.success
+    failure = result.failure_data_for_node("wecom_org")
+    assert failure is not None and failure.error is not None
+    assert "WECOM_SECRET_1 is not set" in failure.error.message
