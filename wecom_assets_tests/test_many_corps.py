@@ -12,6 +12,7 @@ from dagster_support import resources, table_rows
 from warehouse_oracle import assert_warehouse_holds
 
 from wecom_assets.defs.assets import build_org_assets
+from wecom_assets.defs.checks import build_freshness_checks
 from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.sandbox.server import FaultConfig, SandboxServer
@@ -107,3 +108,29 @@ def test_a_corp_whose_secret_variable_is_unset_fails_naming_it(
     failure = result.failure_data_for_node("wecom_org")
     assert failure is not None and failure.error is not None
     assert "WECOM_SECRET_1 is not set" in failure.error.message
+
+
+def test_freshness_is_checked_per_corp_naming_the_stale_one(
+    corps: list[Corp], orgs: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    assets = build_org_assets(corps)
+    checks = build_freshness_checks([corp.corp_id for corp in corps])
+    with dg.instance_for_test() as instance:
+        settings = resources(orgs[0], "", tmp_path)
+        settings["wecom"] = settings["wecom"].model_copy(update={"corp_id": "", "corp_secret": ""})
+        synced = dg.materialize(
+            [assets], partition_key=corps[0].corp_id, resources=settings, instance=instance
+        )
+        assert synced.success
+        result = dg.materialize(
+            [assets, checks],
+            selection=dg.AssetSelection.checks(checks),
+            resources=settings,
+            instance=instance,
+            raise_on_error=False,
+        )
+    evaluations = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
+    users = evaluations["wecom_users"]
+    assert not users.passed
+    assert "ww_beta (never)" in (users.description or "")
+    assert users.metadata["stale_corps"].value == ["ww_beta"]

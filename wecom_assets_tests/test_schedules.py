@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from wecom_assets.definitions import defs
-from wecom_assets.defs.checks import wecom_freshness_checks
+from wecom_assets.defs.checks import build_freshness_checks
 from wecom_assets.defs.definitions import build_defs
 from wecom_assets.defs.schedules import nightly_schedule, wecom_freshness
 from wecom_assets.warehouse.tables import HISTORY_TABLES
@@ -84,9 +84,9 @@ def test_every_asset_writes_through_the_duckdb_pool() -> None:
 
 def _run_freshness(instance: dg.DagsterInstance, max_age_hours: float) -> dict[str, bool]:
     result = dg.materialize(
-        [wecom_freshness_checks],
+        [build_freshness_checks()],
         instance=instance,
-        selection=dg.AssetSelection.checks(wecom_freshness_checks),
+        selection=dg.AssetSelection.checks(build_freshness_checks()),
         run_config=dg.RunConfig(
             ops={"wecom_freshness_checks": {"config": {"max_age_hours": max_age_hours}}}
         ),

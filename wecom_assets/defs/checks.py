@@ -9,6 +9,7 @@ fire even when the nightly run never started.
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -78,46 +79,87 @@ class FreshnessConfig(dg.Config):
     )
 
 
-@dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(
-            FRESHNESS_CHECK_NAME,
-            asset=key,
-            description="The last successful sync is younger than the freshness window (26 h).",
-        )
-        for key in WECOM_ASSET_KEYS
-    ],
-    name="wecom_freshness_checks",
+FRESHNESS_CHECK_KEYS = tuple(
+    dg.AssetCheckKey(key, FRESHNESS_CHECK_NAME) for key in WECOM_ASSET_KEYS
 )
-def wecom_freshness_checks(
-    context: dg.AssetCheckExecutionContext, config: FreshnessConfig
-) -> Iterator[dg.AssetCheckResult]:
-    """Fail each table whose last materialization is older than the window, or missing."""
-    now = time.time()
-    window_seconds = config.max_age_hours * 3600
-    for key in WECOM_ASSET_KEYS:
-        event = context.instance.get_latest_materialization_event(key)
-        if event is None:
-            yield dg.AssetCheckResult(
-                asset_key=key,
-                check_name=FRESHNESS_CHECK_NAME,
-                passed=False,
-                description=f"{key.to_user_string()} has never been materialized.",
-                metadata={"max_age_hours": config.max_age_hours},
+
+
+def build_freshness_checks(corp_ids: Sequence[str] = ()) -> dg.AssetChecksDefinition:
+    """The freshness check of each WeCom table, per corp when the tables are partitioned by corp.
+
+    It runs on its own schedule, so an alert can fire when the nightly run never started; a
+    corp whose last sync is too old (or that never synced) fails its table's check, named in
+    the description, while the other corps keep the check from hiding which one it was.
+    """
+
+    @dg.multi_asset_check(
+        specs=[
+            dg.AssetCheckSpec(
+                FRESHNESS_CHECK_NAME,
+                asset=key,
+                description="The last successful sync is younger than the freshness window (26 h).",
             )
-            continue
-        age_hours = (now - event.timestamp) / 3600
-        yield dg.AssetCheckResult(
-            asset_key=key,
-            check_name=FRESHNESS_CHECK_NAME,
-            passed=age_hours * 3600 <= window_seconds,
-            description=(
-                f"Last materialized {age_hours:.1f} h ago; the window is "
-                f"{config.max_age_hours:g} h."
-            ),
-            metadata={
-                "last_materialized_at": datetime.fromtimestamp(event.timestamp, UTC).isoformat(),
-                "age_hours": round(age_hours, 3),
-                "max_age_hours": config.max_age_hours,
-            },
+            for key in WECOM_ASSET_KEYS
+        ],
+        name="wecom_freshness_checks",
+    )
+    def wecom_freshness_checks(
+        context: dg.AssetCheckExecutionContext, config: FreshnessConfig
+    ) -> Iterator[dg.AssetCheckResult]:
+        """Fail each table whose last materialization (per corp) is older than the window."""
+        now = time.time()
+        corps: list[str | None] = [*corp_ids] or [None]
+        for key in WECOM_ASSET_KEYS:
+            synced = {corp: _last_sync(context.instance, key, corp) for corp in corps}
+            yield _freshness_result(key, synced, config.max_age_hours, now)
+
+    return wecom_freshness_checks
+
+
+def _last_sync(instance: dg.DagsterInstance, key: dg.AssetKey, corp_id: str | None) -> float | None:
+    """When ``key`` (one corp's partition of it) was last materialized, None if never."""
+    if corp_id is None:
+        event = instance.get_latest_materialization_event(key)
+        return None if event is None else event.timestamp
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[corp_id]), limit=1
+    ).records
+    return records[0].timestamp if records else None
+
+
+def _freshness_result(
+    key: dg.AssetKey, synced: dict[str | None, float | None], max_age_hours: float, now: float
+) -> dg.AssetCheckResult:
+    ages = {corp: None if at is None else (now - at) / 3600 for corp, at in synced.items()}
+    stale = {corp: age for corp, age in ages.items() if age is None or age > max_age_hours}
+    known = [at for at in synced.values() if at is not None]
+    oldest_at = min(known) if known else None
+    oldest = None if oldest_at is None else (now - oldest_at) / 3600
+    if not stale:
+        assert oldest is not None
+        description = f"Last materialized {oldest:.1f} h ago; the window is {max_age_hours:g} h."
+    elif list(ages) == [None]:
+        description = (
+            f"{key.to_user_string()} has never been materialized."
+            if oldest is None
+            else f"Last materialized {oldest:.1f} h ago; the window is {max_age_hours:g} h."
         )
+    else:
+        names = ", ".join(
+            f"{corp} ({'never' if age is None else f'{age:.1f} h ago'})"
+            for corp, age in sorted(stale.items(), key=lambda item: str(item[0]))
+        )
+        description = f"Stale corps, the window is {max_age_hours:g} h: {names}."
+    metadata: dict[str, Any] = {"max_age_hours": max_age_hours}
+    if oldest is not None and oldest_at is not None:
+        metadata["age_hours"] = round(oldest, 3)
+        metadata["last_materialized_at"] = datetime.fromtimestamp(oldest_at, UTC).isoformat()
+    if list(ages) != [None]:
+        metadata["stale_corps"] = dg.MetadataValue.json(sorted(str(corp) for corp in stale))
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=FRESHNESS_CHECK_NAME,
+        passed=not stale,
+        description=description,
+        metadata=metadata,
+    )

@@ -6,7 +6,7 @@ import dagster as dg
 
 from wecom_assets.defs.alerts import WeComRobotResource, alert_sensor
 from wecom_assets.defs.assets import build_org_assets
-from wecom_assets.defs.checks import wecom_freshness_checks
+from wecom_assets.defs.checks import build_freshness_checks
 from wecom_assets.defs.resources import WarehouseResource, WeComResource
 from wecom_assets.defs.schedules import (
     nightly_schedule,
@@ -36,6 +36,7 @@ def build_defs(corps: Sequence[Corp] = ()) -> dg.Definitions:
     the variable its entry names; without, there is no partition and the credentials enter as
     ``dg.EnvVar``.
     """
+    corp_ids = [corp.corp_id for corp in corps]
     wecom = (
         WeComResource()
         if corps
@@ -45,9 +46,9 @@ def build_defs(corps: Sequence[Corp] = ()) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=[build_org_assets(corps)],
-        asset_checks=[wecom_freshness_checks],
+        asset_checks=[build_freshness_checks(corp_ids)],
         jobs=[wecom_sync, wecom_freshness],
-        schedules=[nightly_schedule([corp.corp_id for corp in corps]), wecom_freshness_hourly],
+        schedules=[nightly_schedule(corp_ids), wecom_freshness_hourly],
         sensors=[alert_sensor(alerts_default_status())],
         resources={
             "wecom": wecom,

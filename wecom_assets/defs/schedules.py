@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from wecom_assets.defs.checks import FreshnessConfig, wecom_freshness_checks
+from wecom_assets.defs.checks import FRESHNESS_CHECK_KEYS, FreshnessConfig
 from wecom_assets.defs.settings import GROUP
 
 TIMEZONE = "Asia/Shanghai"
@@ -17,13 +17,13 @@ FRESHNESS_CRON = "15 * * * *"
 
 wecom_sync = dg.define_asset_job(
     name="wecom_sync",
-    selection=dg.AssetSelection.groups(GROUP) - dg.AssetSelection.checks(wecom_freshness_checks),
+    selection=dg.AssetSelection.groups(GROUP) - dg.AssetSelection.checks(*FRESHNESS_CHECK_KEYS),
     description="Fetch the org from WeCom and replace the three tables, with their checks.",
 )
 
 wecom_freshness = dg.define_asset_job(
     name="wecom_freshness",
-    selection=dg.AssetSelection.checks(wecom_freshness_checks),
+    selection=dg.AssetSelection.checks(*FRESHNESS_CHECK_KEYS),
     description="Check that every WeCom table was synced within the freshness window.",
 )
 
