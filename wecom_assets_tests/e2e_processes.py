@@ -98,6 +98,7 @@ def launch_materialize(
     log_dir: Path,
     name: str,
     config: Mapping[str, Any] | None = None,
+    partition: str | None = None,
 ) -> RunningCli:
     """Start ``dagster asset materialize`` for ``selection`` in the background.
 
@@ -109,6 +110,7 @@ def launch_materialize(
         name: Base name of those files; unique per run.
         config: Run config (see ``e2e_run_config.run_config``), written to a YAML file passed
             with ``-c``.
+        partition: The partition (corp id) to materialize, when the assets are partitioned.
     """
     command = [
         cli_tool(),
@@ -119,6 +121,8 @@ def launch_materialize(
         config_file = log_dir / f"{name}.run_config.yaml"
         config_file.write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
         command += ["-c", str(config_file)]
+    if partition is not None:
+        command += ["--partition", partition]
     return RunningCli(command, env=env, cwd=cwd, log_dir=log_dir, name=name)
 
 
