@@ -62,7 +62,7 @@ class History:
             chain = [department]
             while chain[0].parent_id in departments:
                 chain.insert(0, departments[chain[0].parent_id])
-            paths[department.id] = [d.name for d in chain]
+            paths[department.id] = [d.name or "" for d in chain]
         return paths
 
     def path(self, sync: int, department: int | None) -> str:

@@ -187,7 +187,9 @@ def test_a_department_cycle_fails_its_check_and_keeps_the_previous_table(
     assert not result.success
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     assert [e.check_name for e in failed] == ["department_tree_is_sound"]
-    assert {str(first), str(second)} <= set(failed[0].metadata["offending_ids"].value)
+    offending = failed[0].metadata["offending_ids"].value
+    assert isinstance(offending, list)
+    assert {str(first), str(second)} <= set(offending)
     assert table_rows(
         tmp_path / "wecom.duckdb", f"SELECT {DEPARTMENT_COLUMNS} FROM wecom_departments"
     ) == (expected_departments(org))

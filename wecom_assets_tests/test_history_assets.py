@@ -54,7 +54,8 @@ def _metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
     return {
         event.asset_key.to_user_string(): {k: v.value for k, v in event.metadata.items()}
         for event in (
-            e.event_specific_data.materialization for e in result.get_asset_materialization_events()
+            e.step_materialization_data.materialization
+            for e in result.get_asset_materialization_events()
         )
     }
 

@@ -172,7 +172,7 @@ def _departments_changed_in_the_last_30_days(h: History, rows: Rows) -> None:
             return str(d.parent_id)
         if event == "leader_changed":
             return f"[{', '.join(sorted(d.leaders or ()))}]"
-        return d.name
+        return d.name or ""
 
     expected = []
     for sync, event, department in h.department_changes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import duckdb
 
 from wecom_assets.warehouse import quality
@@ -10,7 +12,7 @@ CORP = "ww_test"
 
 
 def _departments(
-    conn: duckdb.DuckDBPyConnection, rows: list[tuple[int, int | None]], corp_id: str = CORP
+    conn: duckdb.DuckDBPyConnection, rows: Sequence[tuple[int, int | None]], corp_id: str = CORP
 ) -> str:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS wecom_departments "

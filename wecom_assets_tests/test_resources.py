@@ -64,7 +64,7 @@ def test_the_pii_salt_enters_as_an_env_var_only_when_it_is_set(
 
 
 def test_the_code_location_reads_the_credentials_from_env_vars() -> None:
-    wecom = definitions.defs.resources["wecom"]
+    wecom = (definitions.defs.resources or {})["wecom"]
     assert isinstance(wecom, WeComResource)
     assert wecom.corp_id == dg.EnvVar("WECOM_CORP_ID")
     assert wecom.corp_secret == dg.EnvVar("WECOM_CORP_SECRET")

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+from dagster._core.definitions.freshness import TimeWindowFreshnessPolicy
 
 from wecom_assets.definitions import defs
 from wecom_assets.defs.checks import build_freshness_checks
@@ -72,7 +73,7 @@ def test_every_asset_has_a_26_hour_freshness_policy() -> None:
     graph = defs.resolve_asset_graph()
     for key in WECOM_KEYS:
         policy = graph.get(key).freshness_policy
-        assert policy is not None
+        assert isinstance(policy, TimeWindowFreshnessPolicy)
         assert policy.fail_window.to_timedelta() == timedelta(hours=26)
 
 

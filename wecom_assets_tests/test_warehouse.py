@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,7 +60,7 @@ def _load_departments(conn: duckdb.DuckDBPyConnection, *ids: int) -> publish.Rep
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+def conn(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     connection = connect(tmp_path / "wecom.duckdb", lock_timeout=0)
     yield connection
     connection.close()
