@@ -32,7 +32,8 @@ def _department_ids(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated ids, got {text!r}") from exc
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: ``generate``, ``serve`` and ``stats``."""
     parser = argparse.ArgumentParser(
         prog="python -m wecom_assets.sandbox",
         description="Local simulator of the WeCom (企业微信) contact API, for demos and tests.",
@@ -98,7 +99,49 @@ def _build_parser() -> argparse.ArgumentParser:
         help="calls per API path per window (errcode 45009)",
     )
     behaviour.add_argument(
-        "--rate-limit-window", type=float, default=60.0, metavar="S", help="window in seconds (60)"
+        "--rate-limit-window",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="minute window in seconds (60)",
+    )
+    behaviour.add_argument(
+        "--rate-limit-per-hour",
+        type=int,
+        metavar="N",
+        help="calls per API path per hour window (WeCom: 150000; errcode 45009)",
+    )
+    behaviour.add_argument(
+        "--rate-limit-hour-window",
+        type=float,
+        default=3600.0,
+        metavar="S",
+        help="hour window in seconds (3600)",
+    )
+    behaviour.add_argument(
+        "--ip-rate-limit-per-minute",
+        type=int,
+        metavar="N",
+        help="calls per client IP per minute window, all paths (WeCom: 20000; errcode 45009)",
+    )
+    behaviour.add_argument(
+        "--ip-rate-limit-per-hour",
+        type=int,
+        metavar="N",
+        help="calls per client IP per hour window, all paths (WeCom: 600000; errcode 45009)",
+    )
+    behaviour.add_argument(
+        "--rate-limit-blocks",
+        action="store_true",
+        help="going over a limit blocks the API or IP for the whole window, as WeCom does",
+    )
+    behaviour.add_argument(
+        "--new-app",
+        action="store_true",
+        help=(
+            "answer as to an app created after 2022-06-20: no avatar, mobile, email, biz_mail, "
+            'qr_code or address, gender "0"'
+        ),
     )
     behaviour.add_argument(
         "--token-ttl", type=int, default=7200, metavar="S", help="token life, s (7200)"
@@ -194,12 +237,18 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    org = load_org(args.org)
-    config = SandboxConfig(
+def serve_config(args: argparse.Namespace) -> SandboxConfig:
+    """The sandbox settings that ``serve``'s options ask for."""
+    return SandboxConfig(
         latency_ms=args.latency_ms,
         rate_limit_per_minute=args.rate_limit_per_minute,
         rate_limit_window=args.rate_limit_window,
+        rate_limit_per_hour=args.rate_limit_per_hour,
+        rate_limit_hour_window=args.rate_limit_hour_window,
+        ip_rate_limit_per_minute=args.ip_rate_limit_per_minute,
+        ip_rate_limit_per_hour=args.ip_rate_limit_per_hour,
+        rate_limit_blocks=args.rate_limit_blocks,
+        new_app=args.new_app,
         token_ttl=args.token_ttl,
         invalidate_every=args.invalidate_every,
         visible_department_ids=args.visible,
@@ -216,6 +265,11 @@ def _serve(args: argparse.Namespace) -> int:
         webhook_keys=args.webhook_key,
         webhook_limit_per_minute=args.webhook_limit_per_minute,
     )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    org = load_org(args.org)
+    config = serve_config(args)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -247,7 +301,7 @@ def _stats(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    parser = _build_parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "generate":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from wecom_assets.sandbox.call_quota import LIMIT_NAMES
 from wecom_assets.sandbox.faults import FAULT_KINDS
 
 
@@ -27,6 +28,7 @@ class Stats:
         self.gettoken_failed = 0
         self.errcodes: Counter[int] = Counter()
         self.faults: Counter[str] = Counter()
+        self.rate_limited: Counter[str] = Counter()
         self.tokens_invalidated = 0
         self.connections = 0
         self.max_in_flight = self.in_flight
@@ -48,6 +50,7 @@ class Stats:
             "gettoken_failed": self.gettoken_failed,
             "errcodes": dict(sorted(self.errcodes.items())),
             "faults": {kind: self.faults[kind] for kind in FAULT_KINDS},
+            "rate_limited": {name: self.rate_limited[name] for name in LIMIT_NAMES},
             "issued_tokens": list(self.issued_tokens),
             "tokens_invalidated": self.tokens_invalidated,
             "connections": self.connections,

@@ -44,11 +44,28 @@ class FaultConfig:
 class SandboxConfig:
     """How the sandbox behaves.
 
+    WeCom's limits (频率限制) are per corp and API, 10,000 calls a minute and 150,000 an hour,
+    and per IP, 20,000 a minute and 600,000 an hour; a call beyond one answers errcode 45009.
+    Each limit here is off (None) unless set, and only calls that are let through count. WeCom
+    then blocks the API or the IP for the limit's window (60 s, 60 minutes): with
+    ``rate_limit_blocks`` the sandbox does so too; without, a call is let through again as soon
+    as the oldest counted call leaves the window.
+
     Attributes:
         latency_ms: Delay before each ``/cgi-bin/`` answer (slept in the request's own thread).
         rate_limit_per_minute: Calls allowed per API path in a sliding window (``gettoken`` has
             its own); beyond it the answer is errcode 45009. None: unlimited.
         rate_limit_window: Length of that window in seconds (60 in WeCom; shorter in tests).
+        rate_limit_per_hour: Calls allowed per API path in the hour window. None: unlimited.
+        rate_limit_hour_window: Length of the hour window in seconds (3600 in WeCom).
+        ip_rate_limit_per_minute: Calls allowed from one client IP, all API paths and
+            ``gettoken`` together, in the minute window. None: unlimited.
+        ip_rate_limit_per_hour: The same in the hour window. None: unlimited.
+        rate_limit_blocks: Going over a limit blocks what it limits (the API path, or the IP)
+            for the whole window, as WeCom documents.
+        new_app: The app was created after 2022-06-20: ``user/list`` and ``user/get`` leave out
+            avatar, thumb_avatar, mobile, email, biz_mail, qr_code and address and answer
+            gender ``"0"`` (see :func:`~wecom_assets.sandbox.org.as_new_app_sees`).
         token_ttl: Seconds a token lives (``expires_in``).
         invalidate_every: Invalidate the current token after this many API calls made with it,
             as WeCom sometimes does early; later calls with it get 40014.
@@ -65,6 +82,12 @@ class SandboxConfig:
     latency_ms: float = 0.0
     rate_limit_per_minute: int | None = None
     rate_limit_window: float = 60.0
+    rate_limit_per_hour: int | None = None
+    rate_limit_hour_window: float = 3600.0
+    ip_rate_limit_per_minute: int | None = None
+    ip_rate_limit_per_hour: int | None = None
+    rate_limit_blocks: bool = False
+    new_app: bool = False
     token_ttl: int = 7200
     invalidate_every: int | None = None
     visible_department_ids: list[int] | None = None
@@ -130,9 +153,13 @@ def validate(config: SandboxConfig) -> None:
     """
     _number(config.latency_ms, "latency_ms", minimum=0)
     _number(config.rate_limit_window, "rate_limit_window", minimum=0, exclusive=True)
+    _number(config.rate_limit_hour_window, "rate_limit_hour_window", minimum=0, exclusive=True)
     _integer(config.token_ttl, "token_ttl", minimum=1)
     _integer(config.seed, "seed", minimum=None)
     _optional_integer(config.rate_limit_per_minute, "rate_limit_per_minute", minimum=1)
+    _optional_integer(config.rate_limit_per_hour, "rate_limit_per_hour", minimum=1)
+    _optional_integer(config.ip_rate_limit_per_minute, "ip_rate_limit_per_minute", minimum=1)
+    _optional_integer(config.ip_rate_limit_per_hour, "ip_rate_limit_per_hour", minimum=1)
     _optional_integer(config.invalidate_every, "invalidate_every", minimum=1)
     _optional_integer(config.faults.fail_after, "fail_after", minimum=0)
     _integer(config.webhook_limit_per_minute, "webhook_limit_per_minute", minimum=1)
@@ -140,8 +167,13 @@ def validate(config: SandboxConfig) -> None:
     keys = config.webhook_keys
     if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
         raise ValueError("webhook_keys must be a list of non-empty strings")
-    if not isinstance(config.faults.gettoken_faults, bool):
-        raise ValueError("gettoken_faults must be true or false")
+    for name, flag in (
+        ("gettoken_faults", config.faults.gettoken_faults),
+        ("rate_limit_blocks", config.rate_limit_blocks),
+        ("new_app", config.new_app),
+    ):
+        if not isinstance(flag, bool):
+            raise ValueError(f"{name} must be true or false")
     ids = config.visible_department_ids
     if ids is not None and not all(type(i) is int for i in ids):
         raise ValueError("visible_department_ids must be a list of integers or null")

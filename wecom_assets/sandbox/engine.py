@@ -1,8 +1,8 @@
 """The simulated WeCom service, independent of HTTP: one request in, one :class:`Reply` out.
 
 The order of checks follows what a client of the real API sees: latency, then faults in front of
-the API (gateway errors, resets, "system busy"), then the access token, then the per-API rate
-limit, then the endpoint itself. All mutable state (tokens, limits, fault generator, stats) sits
+the API (gateway errors, resets, "system busy"), then the access token, then the call limits
+(per API and per client IP, each a minute and an hour), then the endpoint itself. All mutable state (tokens, limits, fault generator, stats) sits
 behind one lock, held only for bookkeeping, never while sleeping or encoding answers.
 """
 
@@ -19,7 +19,14 @@ from typing import Any
 
 from wecom_assets.sandbox import faults as fault_kinds
 from wecom_assets.sandbox.call_counts import Stats
-from wecom_assets.sandbox.call_quota import SlidingWindowLimiter
+from wecom_assets.sandbox.call_quota import (
+    API_HOUR,
+    API_MINUTE,
+    IP_HOUR,
+    IP_MINUTE,
+    CallQuota,
+    Quota,
+)
 from wecom_assets.sandbox.config import SandboxConfig, apply_changes, validate
 from wecom_assets.sandbox.endpoints import ENDPOINTS
 from wecom_assets.sandbox.faults import FaultInjector
@@ -120,9 +127,9 @@ class SandboxEngine:
         validate(self._config)
         self._lock = threading.Lock()
         self._org = org
-        self._index = OrgIndex(org, self._config.visible_department_ids)
+        self._index = OrgIndex(org, self._config.visible_department_ids, self._config.new_app)
         self._tokens = TokenRegistry(clock)
-        self._limiter = SlidingWindowLimiter(clock)
+        self._quota = CallQuota(clock)
         self._faults = FaultInjector(self._config.seed)
         self._stats = Stats()
         self._webhook = WebhookInbox(clock)
@@ -146,8 +153,11 @@ class SandboxEngine:
         """
         new = apply_changes(self._config, changes)
         index = None
-        if new.visible_department_ids != self._config.visible_department_ids:
-            index = OrgIndex(self._org, new.visible_department_ids)
+        if (new.visible_department_ids, new.new_app) != (
+            self._config.visible_department_ids,
+            self._config.new_app,
+        ):
+            index = OrgIndex(self._org, new.visible_department_ids, new.new_app)
         with self._lock:
             if index is not None:
                 self._index = index
@@ -169,7 +179,7 @@ class SandboxEngine:
             ValueError: When ``org`` does not have the org shape.
         """
         check_org(org)
-        index = OrgIndex(org, self._config.visible_department_ids)
+        index = OrgIndex(org, self._config.visible_department_ids, self._config.new_app)
         with self._lock:
             same_app = (org["corp_id"], org["corp_secret"]) == (
                 self._org["corp_id"],
@@ -274,36 +284,69 @@ class SandboxEngine:
             return Reply(reply.status, reply.body[: len(reply.body) // 2])
         return reply
 
-    def _error(self, errcode: int, client_ip: str) -> Reply:
-        """An error answer in WeCom's format, counted. Caller must not hold the lock."""
+    def _error(self, errcode: int, client_ip: str, refused_by: Quota | None = None) -> Reply:
+        """An error answer in WeCom's format, counted. Caller must not hold the lock.
+
+        A 45009 names the limit that refused the call; WeCom's own errmsg does not.
+        """
         with self._lock:
             self._stats.errcodes[errcode] += 1
+            if refused_by is not None:
+                self._stats.rate_limited[refused_by.name] += 1
+        text = sandbox_errmsg(errcode)
+        if refused_by is not None:
+            text = (
+                f"{ERRMSG[errcode]} ({refused_by.name}: {refused_by.limit} calls per "
+                f"{refused_by.window:g} s; {SANDBOX_NOTE})"
+            )
         hint = f"{int(time.time())}_{next(self._hints)}"
         errmsg = (
-            f"{sandbox_errmsg(errcode)}, hint: [{hint}], from ip: {client_ip}, "
+            f"{text}, hint: [{hint}], from ip: {client_ip}, "
             f"more info at https://open.work.weixin.qq.com/devtool/query?e={errcode}"
         )
         return Reply(200, encode({"errcode": errcode, "errmsg": errmsg}), errcode=errcode)
 
+    def _quotas(self, config: SandboxConfig, path: str, client_ip: str) -> list[Quota]:
+        """The limits that apply to a call of ``path`` from ``client_ip``."""
+        limits = (
+            (f"api:{path}", config.rate_limit_per_minute, config.rate_limit_window, API_MINUTE),
+            (f"api:{path}", config.rate_limit_per_hour, config.rate_limit_hour_window, API_HOUR),
+            (
+                f"ip:{client_ip}",
+                config.ip_rate_limit_per_minute,
+                config.rate_limit_window,
+                IP_MINUTE,
+            ),
+            (
+                f"ip:{client_ip}",
+                config.ip_rate_limit_per_hour,
+                config.rate_limit_hour_window,
+                IP_HOUR,
+            ),
+        )
+        return [Quota(key, limit, window, name) for key, limit, window, name in limits if limit]
+
     def _gettoken(self, request: _Request) -> Reply:
         config, query = self._config, request.query
+        refused_by = None
         with self._lock:
             index = self._index
             if not _same(query.get("corpid", ""), index.corp_id):
                 errcode = 40013
             elif not _same(query.get("corpsecret", ""), index.corp_secret):
                 errcode = 40001
-            elif not self._limiter.allow(
-                "gettoken", config.rate_limit_per_minute, config.rate_limit_window
-            ):
-                errcode = 45009
             else:
-                errcode = 0
-                token, expires_in, is_new = self._tokens.issue(config.token_ttl)
-                if is_new:
-                    self._stats.issued_tokens.append(token)
+                refused_by = self._quota.admit(
+                    self._quotas(config, "gettoken", request.client_ip),
+                    blocks=config.rate_limit_blocks,
+                )
+                errcode = 45009 if refused_by is not None else 0
+                if refused_by is None:
+                    token, expires_in, is_new = self._tokens.issue(config.token_ttl)
+                    if is_new:
+                        self._stats.issued_tokens.append(token)
         if errcode:
-            return self._error(errcode, request.client_ip)
+            return self._error(errcode, request.client_ip, refused_by)
         payload = {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": expires_in}
         return Reply(200, encode(payload), errcode=0)
 
@@ -327,18 +370,21 @@ class SandboxEngine:
         config, path = self._config, request.path
         endpoint = ENDPOINTS[path]
         token = request.query.get("access_token", "")
+        refused_by = None
         with self._lock:
             index = self._index
             errcode = self._tokens.check(token) if token else 41001
             if errcode == 0:
-                if not self._limiter.allow(
-                    path, config.rate_limit_per_minute, config.rate_limit_window
-                ):
+                refused_by = self._quota.admit(
+                    self._quotas(config, path, request.client_ip),
+                    blocks=config.rate_limit_blocks,
+                )
+                if refused_by is not None:
                     errcode = 45009
                 elif self._tokens.record_use(token, config.invalidate_every):
                     self._stats.tokens_invalidated += 1
         if errcode:
-            return self._error(errcode, request.client_ip)
+            return self._error(errcode, request.client_ip, refused_by)
         if endpoint.method == "POST" and request.method != "POST":
             return self._error(43002, request.client_ip)
         try:

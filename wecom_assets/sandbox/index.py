@@ -39,7 +39,20 @@ def encode(payload: Any) -> bytes:
 class OrgIndex:
     """The visible view of one org, indexed for the endpoints."""
 
-    def __init__(self, org: dict[str, Any], visible_department_ids: Collection[int] | None) -> None:
+    def __init__(
+        self,
+        org: dict[str, Any],
+        visible_department_ids: Collection[int] | None,
+        new_app: bool = False,
+    ) -> None:
+        """Index what an app sees.
+
+        Args:
+            org: The whole org.
+            visible_department_ids: Roots of the app's visible range; None: the whole org.
+            new_app: Whether the app was created after 2022-06-20 (see
+                :func:`~wecom_assets.sandbox.org.as_new_app_sees`).
+        """
         self.corp_id: str = org["corp_id"]
         self.corp_secret: str = org["corp_secret"]
         self._known_departments = {d["id"] for d in org["departments"]}
@@ -49,7 +62,7 @@ class OrgIndex:
         self._cache: dict[Hashable, bytes] = {}
         self._rows: list[dict[str, Any]] | None = None
         with gc_paused():
-            view = visible_view(org, visible_department_ids)
+            view = visible_view(org, visible_department_ids, new_app=new_app)
             self.departments: list[dict[str, Any]] = view["departments"]
             self.users: list[dict[str, Any]] = view["users"]
             self._departments = {d["id"]: d for d in self.departments}

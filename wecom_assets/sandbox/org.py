@@ -33,6 +33,20 @@ _CITIES = ("北京市朝阳区", "上海市浦东新区", "深圳市南山区", 
 _STREETS = ("科技园路", "望京街", "张江路", "文三路", "天府大道")
 _AREA_CODES = ("10", "21", "755", "571", "28")
 
+# Since 2022-06-20 WeCom no longer answers these to apps created after that date (nor to base
+# apps other than contact sync): they need the member's own OAuth consent. ``gender`` is not
+# left out but answered "0", "not defined"; ``telephone`` is not on the list.
+WITHHELD_FROM_NEW_APPS = (
+    "avatar",
+    "thumb_avatar",
+    "mobile",
+    "email",
+    "biz_mail",
+    "qr_code",
+    "address",
+)
+UNAVAILABLE_GENDER = "0"
+
 # Features that every org big enough gets at least once, so small test orgs still cover each case.
 _FORCED_FEATURES = (
     "status_2",
@@ -314,8 +328,10 @@ def _generate_users(
         if not minimal:
             user["position"] = choice(names.POSITIONS)
         if restricted:
-            # Since 2022-06-20 most apps get no contact details and gender "0".
-            user["gender"] = "0"
+            # Members as an app created after 2022-06-20 sees them (see as_new_app_sees), so
+            # that an old app's sandbox answers both shapes; SandboxConfig.new_app answers every
+            # member this way.
+            user["gender"] = UNAVAILABLE_GENDER
         else:
             user["mobile"] = f"1{choice('3456789')}{rng.getrandbits(30) % 10**9:09d}"
             user["gender"] = choice(("1", "2"))
@@ -400,8 +416,22 @@ def _assign_leaders(
                 dept_id = parent_of[dept_id]
 
 
+def as_new_app_sees(user: dict[str, Any]) -> dict[str, Any]:
+    """A member as ``user/list`` and ``user/get`` answer an app created after 2022-06-20.
+
+    The fields in :data:`WITHHELD_FROM_NEW_APPS` are left out, ``gender`` is ``"0"`` and every
+    other field, ``telephone`` included, is answered as for any app. The input is not modified.
+    """
+    seen = {key: value for key, value in user.items() if key not in WITHHELD_FROM_NEW_APPS}
+    seen["gender"] = UNAVAILABLE_GENDER
+    return seen
+
+
 def visible_view(
-    org: dict[str, Any], visible_department_ids: Collection[int] | None
+    org: dict[str, Any],
+    visible_department_ids: Collection[int] | None,
+    *,
+    new_app: bool = False,
 ) -> dict[str, Any]:
     """The org as an app whose visible range is ``visible_department_ids`` sees it.
 
@@ -412,15 +442,28 @@ def visible_view(
     is out of range, and ``department_leader`` keeps only users in the view. Parent ids are left
     as they are, so a visible root may point at a department the app cannot see, as in WeCom.
 
+    An app created after 2022-06-20 (``new_app``) sees every member as
+    :func:`as_new_app_sees` describes.
+
     The input is not modified; dicts that need no filtering are shared with it.
 
     Args:
         org: The org dict.
         visible_department_ids: Roots of the visible range, or None for the whole org.
+        new_app: Whether the app was created after 2022-06-20.
 
     Returns:
         An org dict with the same keys.
     """
+    view = _range_view(org, visible_department_ids)
+    if new_app:
+        view["users"] = [as_new_app_sees(user) for user in view["users"]]
+    return view
+
+
+def _range_view(
+    org: dict[str, Any], visible_department_ids: Collection[int] | None
+) -> dict[str, Any]:
     if visible_department_ids is None:
         return {**org, "departments": list(org["departments"]), "users": list(org["users"])}
     visible = subtree_ids(org["departments"], visible_department_ids)

@@ -363,8 +363,9 @@ class SandboxServer:
 
         Keys: ``calls`` (API path -> requests, gettoken excluded), ``gettoken`` (requests),
         ``gettoken_failed`` (answered without a token), ``errcodes`` (non-zero errcode ->
-        answers, including -1 from the busy fault and 45009), ``faults`` (kind -> injected, every
-        kind present), ``issued_tokens`` (every token issued since start; kept by reset),
+        answers, including -1 from the busy fault and 45009), ``rate_limited`` (limit -> calls it
+        refused with 45009, every limit present), ``faults`` (kind -> injected, every kind
+        present), ``issued_tokens`` (every token issued since start; kept by reset),
         ``tokens_invalidated`` (early invalidations), ``connections`` (TCP connections accepted),
         ``max_in_flight`` (peak concurrent API requests).
         """
