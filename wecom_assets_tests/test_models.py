@@ -104,10 +104,21 @@ def test_structured_fields_become_canonical_json_text() -> None:
 
 def test_fields_withheld_from_new_apps_are_none() -> None:
     user = _users("wecom_user_list_new_app.json")["lisi"]
-    assert (user.mobile, user.email, user.biz_mail, user.avatar, user.qr_code) == (None,) * 5
-    assert user.address is None
+    withheld = (user.avatar, user.thumb_avatar, user.mobile, user.email, user.biz_mail)
+    assert (*withheld, user.qr_code, user.address) == (None,) * 7
+
+
+def test_a_new_apps_gender_is_the_0_wecom_answers_not_none() -> None:
+    assert _users("wecom_user_list_new_app.json")["lisi"].gender == "0"
+
+
+def test_a_new_app_still_gets_the_landline() -> None:
+    assert _users("wecom_user_list_new_app.json")["lisi"].telephone == "020-12345678"
+
+
+def test_a_new_apps_other_fields_are_kept_as_answered() -> None:
+    user = _users("wecom_user_list_new_app.json")["lisi"]
     assert user.main_department is None
-    assert user.gender == "0"
     assert user.position == ""
     assert user.direct_leaders == ()
     assert user.extattr == '{"attrs": []}'

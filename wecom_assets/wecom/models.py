@@ -326,6 +326,14 @@ class User:
 
     ``departments``, ``orders`` and ``leader_flags`` are parallel: entry *i* of each belongs to
     the same department. Only departments in the app's visible range are listed.
+
+    Every field is what the API answered, None when it answered nothing. What an app receives
+    depends on its age (WeCom's user/get page, path/90196, and the 2022-06-20 policy): an app
+    created after 2022-06-20 gets no ``avatar``, ``thumb_avatar``, ``mobile``, ``email``,
+    ``biz_mail``, ``qr_code`` or ``address`` (the member's OAuth consent is needed), so those are
+    None; ``gender`` is not left out but answered ``"0"`` ("not defined"; WeCom: "不可获取指返回值0")
+    for every member, so it is ``"0"`` and not None; ``telephone`` is not on the list and is
+    answered as to any app. ``open_userid`` is answered to third-party apps only.
     """
 
     userid: str
