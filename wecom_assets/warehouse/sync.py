@@ -104,22 +104,15 @@ def _write(
     tables: dict[str, publish.ReplaceResult] = {}
     outcomes: dict[str, tuple[CheckOutcome, ...]] = {}
     try:
-        if snapshot.departments is not None:
-            tables[DEPARTMENTS.name] = publish.replace_table(
-                conn,
-                DEPARTMENTS,
-                snapshot.departments,
-                corp_id=snapshot.corp_id,
-                max_shrink_fraction=snapshot.max_shrink_fraction,
-            )
-        if snapshot.users is not None:
-            tables[USERS.name] = publish.replace_table(
-                conn,
-                USERS,
-                snapshot.users,
-                corp_id=snapshot.corp_id,
-                max_shrink_fraction=snapshot.max_shrink_fraction,
-            )
+        for spec, fetched in ((DEPARTMENTS, snapshot.departments), (USERS, snapshot.users)):
+            if fetched is not None:
+                tables[spec.name] = publish.replace_table(
+                    conn,
+                    spec,
+                    fetched,
+                    corp_id=snapshot.corp_id,
+                    max_shrink_fraction=snapshot.max_shrink_fraction,
+                )
         if snapshot.membership:
             tables[MEMBERSHIP.name] = publish.replace_membership(conn, snapshot.corp_id)
         outcomes = {name: result.outcomes for name, result in tables.items()}
