@@ -9,7 +9,8 @@ import dagster as dg
 import pytest
 from dagster_support import resources
 
-from wecom_assets.defs import definitions, settings
+from wecom_assets import definitions
+from wecom_assets.defs import settings
 from wecom_assets.defs.assets import build_org_assets
 from wecom_assets.defs.resources import WarehouseResource, WeComResource
 from wecom_assets.sandbox.server import SandboxServer

@@ -12,7 +12,7 @@ from dagster._core.definitions.freshness import TimeWindowFreshnessPolicy
 from wecom_assets.definitions import defs
 from wecom_assets.defs.checks import build_freshness_checks
 from wecom_assets.defs.definitions import build_defs
-from wecom_assets.defs.schedules import nightly_schedule, wecom_freshness
+from wecom_assets.defs.schedules import nightly_schedule
 from wecom_assets.warehouse.tables import HISTORY_TABLES
 from wecom_assets.warehouse.tables import VIEWS as HISTORY_VIEWS
 from wecom_assets.wecom.corps import Corp
@@ -125,7 +125,7 @@ def test_freshness_check_fails_once_the_window_has_passed() -> None:
 
 def test_freshness_schedule_runs_the_freshness_job_hourly() -> None:
     schedule = defs.resolve_schedule_def("wecom_freshness_hourly")
-    assert schedule.job_name == wecom_freshness.name
+    assert schedule.job_name == "wecom_freshness"
     assert schedule.execution_timezone == "Asia/Shanghai"
     data = schedule.evaluate_tick(dg.build_schedule_context())
     assert data.run_requests is not None

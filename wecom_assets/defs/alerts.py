@@ -23,13 +23,11 @@ from wecom_assets.defs import settings
 from wecom_assets.defs.alert_digest import AlertState, digest
 from wecom_assets.defs.alert_events import WatchScope, latest_storage_ids, read_batch
 from wecom_assets.defs.alert_messages import render
+from wecom_assets.defs.layout import TIMEZONE, Layout
 from wecom_assets.wecom.redact import Redactor
 from wecom_assets.wecom.robot import GroupRobot, RobotError
 
-SENSOR_NAME = "wecom_alerts"
 INTERVAL_SECONDS = 30
-# The schedules' timezone: the times in a message match the nightly run's 02:00.
-TIMEZONE = "Asia/Shanghai"
 
 
 class WeComRobotResource(dg.ConfigurableResource):
@@ -91,11 +89,17 @@ class WeComRobotResource(dg.ConfigurableResource):
         return f"{self.runs_url()}/{quote(run_id, safe='')}"
 
 
-def alert_sensor(default_status: dg.DefaultSensorStatus) -> dg.SensorDefinition:
-    """The sensor, running by default when a robot key is set (see ``definitions.py``)."""
+def alert_sensor(
+    default_status: dg.DefaultSensorStatus, layout: Layout = Layout()
+) -> dg.SensorDefinition:
+    """The sensor, running by default when a robot key is set (see ``definitions.py``).
+
+    It is named ``wecom_alerts`` and uses the robot resource ``wecom_robot``, both with the
+    layout's prefix; messages show times in the layout's timezone, the nightly schedule's.
+    """
 
     @dg.sensor(
-        name=SENSOR_NAME,
+        name=layout.name("wecom_alerts"),
         minimum_interval_seconds=INTERVAL_SECONDS,
         default_status=default_status,
         description=(
@@ -103,11 +107,16 @@ def alert_sensor(default_status: dg.DefaultSensorStatus) -> dg.SensorDefinition:
             "to a WeCom group through its robot (WECOM_ALERT_WEBHOOK_KEY), one message per tick; "
             "a job's next success is posted as recovered. Off when no key is set."
         ),
+        required_resource_keys={layout.robot_resource},
     )
-    def wecom_alerts(
-        context: dg.SensorEvaluationContext, wecom_robot: WeComRobotResource
-    ) -> dg.SensorResult:
-        return evaluate(context, wecom_robot)
+    def wecom_alerts(context: dg.SensorEvaluationContext, **_: object) -> dg.SensorResult:
+        # The robot's key follows the layout, so it is required by name. Dagster passes such
+        # resources as keyword arguments when a sensor is called directly, but not when the
+        # daemon evaluates it; both put them on the context.
+        robot = getattr(context.resources, layout.robot_resource)
+        if not isinstance(robot, WeComRobotResource):
+            raise TypeError(f"resource {layout.robot_resource!r} is not a WeComRobotResource")
+        return evaluate(context, robot, timezone=layout.timezone)
 
     return wecom_alerts
 
@@ -116,6 +125,7 @@ def evaluate(
     context: dg.SensorEvaluationContext,
     robot: WeComRobotResource,
     sleep: Callable[[float], None] = time.sleep,
+    timezone: str = TIMEZONE,
 ) -> dg.SensorResult:
     """One tick: read what ended, post one message about it, move the cursor once it is out.
 
@@ -123,6 +133,7 @@ def evaluate(
         context: The sensor's context: instance, cursor, code location, log.
         robot: The robot resource.
         sleep: Waits between tries of a post (tests pass one that returns at once).
+        timezone: The timezone of the times in the message.
     """
     if not robot.enabled:
         return dg.SensorResult(
@@ -154,7 +165,7 @@ def evaluate(
         found,
         run_url=robot.run_url,
         runs_url=robot.runs_url(),
-        timezone=TIMEZONE,
+        timezone=timezone,
         redact=Redactor((robot.webhook_key.strip(),)),
     )
     started = time.monotonic()

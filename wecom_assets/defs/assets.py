@@ -14,16 +14,17 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
 from wecom_assets.defs.checks import check_results, check_specs, history_check_specs
+from wecom_assets.defs.layout import Layout
 from wecom_assets.defs.metadata import api_metadata, failure, table_metadata
 from wecom_assets.defs.resources import WarehouseResource, WeComResource
-from wecom_assets.defs.settings import FRESHNESS_POLICY, GROUP, OWNERS, POOL, TAGS
+from wecom_assets.defs.settings import FRESHNESS_POLICY, OWNERS, POOL, TAGS
 from wecom_assets.warehouse import publish, snapshots, sync
 from wecom_assets.warehouse.connection import WarehouseError
 from wecom_assets.warehouse.pii import PiiPolicy, PiiPolicyError
@@ -42,20 +43,7 @@ from wecom_assets.wecom import ClientStats, WeComClient, WeComError
 from wecom_assets.wecom.corps import Corp
 
 AssetEvents = Iterator[dg.AssetCheckResult | dg.MaterializeResult]
-_USERS_KEY = dg.AssetKey(USERS.name)
-_MEMBERSHIP_LINEAGE = dg.TableColumnLineage(
-    deps_by_column={
-        "corp_id": [dg.TableColumnDep(_USERS_KEY, "corp_id")],
-        "userid": [dg.TableColumnDep(_USERS_KEY, "userid")],
-        "department_id": [dg.TableColumnDep(_USERS_KEY, "departments")],
-        "sort_order": [dg.TableColumnDep(_USERS_KEY, "department_orders")],
-        "is_leader": [dg.TableColumnDep(_USERS_KEY, "is_leader_in_dept")],
-        "is_main": [
-            dg.TableColumnDep(_USERS_KEY, "departments"),
-            dg.TableColumnDep(_USERS_KEY, "main_department"),
-        ],
-    }
-)
+R = TypeVar("R")
 _HISTORY_OUTPUTS: tuple[TableSpec, ...] = (
     *(t.history for t in TRACKED if t.source is not DEPARTMENT_PATHS),
     DEPARTMENT_PATHS,
@@ -91,15 +79,34 @@ def _kinds(spec: TableSpec) -> set[str]:
     return {"duckdb"}
 
 
-def _asset_spec(spec: TableSpec, partitions: dg.PartitionsDefinition | None) -> dg.AssetSpec:
+def _membership_lineage(layout: Layout) -> dg.TableColumnLineage:
+    users = layout.key(USERS.name)
+    return dg.TableColumnLineage(
+        deps_by_column={
+            "corp_id": [dg.TableColumnDep(users, "corp_id")],
+            "userid": [dg.TableColumnDep(users, "userid")],
+            "department_id": [dg.TableColumnDep(users, "departments")],
+            "sort_order": [dg.TableColumnDep(users, "department_orders")],
+            "is_leader": [dg.TableColumnDep(users, "is_leader_in_dept")],
+            "is_main": [
+                dg.TableColumnDep(users, "departments"),
+                dg.TableColumnDep(users, "main_department"),
+            ],
+        }
+    )
+
+
+def _asset_spec(
+    spec: TableSpec, partitions: dg.PartitionsDefinition | None, layout: Layout
+) -> dg.AssetSpec:
     metadata = table_metadata(spec)
     if spec is MEMBERSHIP:
-        metadata["dagster/column_lineage"] = _MEMBERSHIP_LINEAGE
+        metadata["dagster/column_lineage"] = _membership_lineage(layout)
     return dg.AssetSpec(
-        key=spec.name,
-        deps=list(spec.upstream),
+        key=layout.key(spec.name),
+        deps=[layout.key(upstream) for upstream in spec.upstream],
         description=spec.description,
-        group_name=GROUP,
+        group_name=layout.group_name,
         kinds=_kinds(spec),
         owners=OWNERS,
         tags=TAGS,
@@ -109,31 +116,32 @@ def _asset_spec(spec: TableSpec, partitions: dg.PartitionsDefinition | None) -> 
     )
 
 
-def build_org_assets(corps: Sequence[Corp] = ()) -> dg.AssetsDefinition:
+def build_org_assets(corps: Sequence[Corp] = (), layout: Layout = Layout()) -> dg.AssetsDefinition:
     """The sync multi-asset: one corp from the resource, or one partition per corp of ``corps``.
 
     Partitions are keyed by corp id; without corps there is no partition to pick and the corp is
-    the resource's ``corp_id``.
+    the resource's ``corp_id``. The layout decides the asset keys, the group, the op name
+    (``wecom_org`` with its prefix) and the keys of the two resources the step uses.
     """
     by_id = {corp.corp_id: corp for corp in corps}
     partitions = dg.StaticPartitionsDefinition(list(by_id)) if by_id else None
 
     @dg.multi_asset(
-        name="wecom_org",
-        specs=[_asset_spec(spec, partitions) for spec in OUTPUTS],
+        name=layout.name("wecom_org"),
+        specs=[_asset_spec(spec, partitions, layout) for spec in OUTPUTS],
         check_specs=[
-            *(check for spec in (DEPARTMENTS, USERS, MEMBERSHIP) for check in check_specs(spec)),
-            *history_check_specs(),
+            *(
+                check
+                for spec in (DEPARTMENTS, USERS, MEMBERSHIP)
+                for check in check_specs(spec, layout)
+            ),
+            *history_check_specs(layout),
         ],
         can_subset=True,
         pool=POOL,
+        required_resource_keys={layout.wecom_resource, layout.warehouse_resource},
     )
-    def wecom_org(
-        context: dg.AssetExecutionContext,
-        config: SyncConfig,
-        wecom: WeComResource,
-        duckdb: WarehouseResource,
-    ) -> AssetEvents:
+    def wecom_org(context: dg.AssetExecutionContext, config: SyncConfig) -> AssetEvents:
         """Fetch one corp's selected tables, check them, add them to the history, publish.
 
         `user/list` is called for every department (it returns direct members only), so people in
@@ -141,9 +149,19 @@ def build_org_assets(corps: Sequence[Corp] = ()) -> dg.AssetsDefinition:
         and only this corp's rows change.
         """
         corp = by_id[context.partition_key] if partitions is not None else None
-        yield from _sync(context, config, wecom, duckdb, corp)
+        wecom = _resource(context, layout.wecom_resource, WeComResource)
+        duckdb = _resource(context, layout.warehouse_resource, WarehouseResource)
+        yield from _sync(context, config, wecom, duckdb, corp, layout)
 
     return wecom_org
+
+
+def _resource(context: dg.AssetExecutionContext, key: str, kind: type[R]) -> R:
+    """The resource under ``key``; its keys follow the layout, so it is looked up by name."""
+    resource = getattr(context.resources, key)
+    if not isinstance(resource, kind):
+        raise TypeError(f"resource {key!r} is a {type(resource).__name__}, not a {kind.__name__}")
+    return resource
 
 
 def _sync(
@@ -152,10 +170,11 @@ def _sync(
     wecom: WeComResource,
     duckdb: WarehouseResource,
     corp: Corp | None,
+    layout: Layout,
 ) -> AssetEvents:
     started = time.monotonic()
     corp_id = corp.corp_id if corp is not None else wecom.corp_id.strip()
-    selected = {key.to_user_string() for key in context.selected_asset_keys}
+    selected = {layout.table(key) for key in context.selected_asset_keys}
     fetched = _fetch(context, wecom, duckdb, selected, corp, corp_id)
     snapshot = sync.Snapshot(
         corp_id=corp_id,
@@ -175,7 +194,7 @@ def _sync(
         )
     except sync.SyncRejectedError as rejected:
         for table, outcomes in rejected.outcomes.items():
-            yield from _checks(context, table, outcomes)
+            yield from _checks(context, layout.key(table), outcomes)
         raise failure(rejected, "Sync not published") from None
     except WarehouseError as error:
         raise failure(error, "Sync not published") from None
@@ -195,12 +214,14 @@ def _sync(
             continue
         if spec.name in report.tables:
             extra = {**common, **fetched.metadata.get(spec.name, {})}
-            yield _table_materialization(context, spec, report.tables[spec.name], extra)
+            yield _table_materialization(
+                context, spec, layout.key(spec.name), report.tables[spec.name], extra
+            )
         elif report.history is not None:
-            yield _history_materialization(spec, report.history, common)
+            yield _history_materialization(spec, layout.key(spec.name), report.history, common)
     if report.history is not None:
         for outcome in report.history.result.outcomes:
-            yield from _checks(context, str(outcome.details["table"]), [outcome])
+            yield from _checks(context, layout.key(str(outcome.details["table"])), [outcome])
 
 
 @dataclass
@@ -277,17 +298,17 @@ def _api_part(
 
 
 def _checks(
-    context: dg.AssetExecutionContext, table: str, outcomes: Sequence[CheckOutcome]
+    context: dg.AssetExecutionContext, key: dg.AssetKey, outcomes: Sequence[CheckOutcome]
 ) -> list[dg.AssetCheckResult]:
     """Check results of the outcomes whose checks are selected in this run."""
     keys = context.selected_asset_check_keys
-    key = dg.AssetKey(table)
-    return check_results(table, [o for o in outcomes if dg.AssetCheckKey(key, o.name) in keys])
+    return check_results(key, [o for o in outcomes if dg.AssetCheckKey(key, o.name) in keys])
 
 
 def _table_materialization(
     context: dg.AssetExecutionContext,
     spec: TableSpec,
+    key: dg.AssetKey,
     result: publish.ReplaceResult,
     extra: Mapping[str, Any],
 ) -> dg.MaterializeResult:
@@ -301,14 +322,14 @@ def _table_materialization(
     if result.previous_row_count is not None:
         metadata["previous_row_count"] = result.previous_row_count
     return dg.MaterializeResult(
-        asset_key=spec.name,
+        asset_key=key,
         metadata=metadata,
-        check_results=_checks(context, spec.name, result.outcomes),
+        check_results=_checks(context, key, result.outcomes),
     )
 
 
 def _history_materialization(
-    spec: TableSpec, report: sync.HistoryReport, common: Mapping[str, Any]
+    spec: TableSpec, key: dg.AssetKey, report: sync.HistoryReport, common: Mapping[str, Any]
 ) -> dg.MaterializeResult:
     result = report.result
     metadata: dict[str, Any] = {
@@ -325,4 +346,4 @@ def _history_materialization(
         metadata["history/current_rows"] = changes[spec.name].current_rows
     if spec is ORG_CHANGES:
         metadata["history/events_in_this_snapshot"] = dg.MetadataValue.json(report.events)
-    return dg.MaterializeResult(asset_key=spec.name, metadata=metadata)
+    return dg.MaterializeResult(asset_key=key, metadata=metadata)

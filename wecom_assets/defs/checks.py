@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from wecom_assets.defs.layout import Layout
 from wecom_assets.warehouse.history import HISTORY_CHECK
 from wecom_assets.warehouse.quality import CheckOutcome, rule_description, rule_name
 from wecom_assets.warehouse.schema import TableSpec
@@ -21,15 +22,14 @@ from wecom_assets.warehouse.tables import ORG_TABLES, TRACKED
 
 DEFAULT_FRESHNESS_HOURS = 26.0
 FRESHNESS_CHECK_NAME = "fresh_within_window"
-WECOM_ASSET_KEYS = tuple(dg.AssetKey(spec.name) for spec in ORG_TABLES)
 
 
-def history_check_specs() -> list[dg.AssetCheckSpec]:
+def history_check_specs(layout: Layout) -> list[dg.AssetCheckSpec]:
     """The consistency check of every history table, run before the history is published."""
     return [
         dg.AssetCheckSpec(
             HISTORY_CHECK,
-            asset=tracked.history.name,
+            asset=layout.key(tracked.history.name),
             description=(
                 "Versions never overlap, each key has at most one current version, and the "
                 f"current versions equal {tracked.source.name} row for row."
@@ -39,15 +39,19 @@ def history_check_specs() -> list[dg.AssetCheckSpec]:
     ]
 
 
-def check_specs(spec: TableSpec) -> list[dg.AssetCheckSpec]:
+def check_specs(spec: TableSpec, layout: Layout) -> list[dg.AssetCheckSpec]:
     """One check spec per rule of the table, named for the rule, described by its docstring."""
     return [
-        dg.AssetCheckSpec(rule_name(rule), asset=spec.name, description=rule_description(rule))
+        dg.AssetCheckSpec(
+            rule_name(rule), asset=layout.key(spec.name), description=rule_description(rule)
+        )
         for rule in spec.rules
     ]
 
 
-def check_results(asset: str, outcomes: Sequence[CheckOutcome]) -> list[dg.AssetCheckResult]:
+def check_results(
+    asset: dg.AssetKey, outcomes: Sequence[CheckOutcome]
+) -> list[dg.AssetCheckResult]:
     """Dagster check results for rule outcomes; offending rows are listed by id only."""
     return [
         dg.AssetCheckResult(
@@ -79,18 +83,24 @@ class FreshnessConfig(dg.Config):
     )
 
 
-FRESHNESS_CHECK_KEYS = tuple(
-    dg.AssetCheckKey(key, FRESHNESS_CHECK_NAME) for key in WECOM_ASSET_KEYS
-)
+def freshness_check_keys(layout: Layout) -> tuple[dg.AssetCheckKey, ...]:
+    """The freshness check of each WeCom table: what the freshness job runs and the sync leaves out."""
+    return tuple(
+        dg.AssetCheckKey(layout.key(spec.name), FRESHNESS_CHECK_NAME) for spec in ORG_TABLES
+    )
 
 
-def build_freshness_checks(corp_ids: Sequence[str] = ()) -> dg.AssetChecksDefinition:
+def build_freshness_checks(
+    corp_ids: Sequence[str] = (), layout: Layout = Layout()
+) -> dg.AssetChecksDefinition:
     """The freshness check of each WeCom table, per corp when the tables are partitioned by corp.
 
     It runs on its own schedule, so an alert can fire when the nightly run never started; a
     corp whose last sync is too old (or that never synced) fails its table's check, named in
-    the description, while the other corps keep the check from hiding which one it was.
+    the description, while the other corps keep the check from hiding which one it was. Its op
+    is named ``wecom_freshness_checks`` with the layout's prefix.
     """
+    asset_keys = [layout.key(spec.name) for spec in ORG_TABLES]
 
     @dg.multi_asset_check(
         specs=[
@@ -99,9 +109,9 @@ def build_freshness_checks(corp_ids: Sequence[str] = ()) -> dg.AssetChecksDefini
                 asset=key,
                 description="The last successful sync is younger than the freshness window (26 h).",
             )
-            for key in WECOM_ASSET_KEYS
+            for key in asset_keys
         ],
-        name="wecom_freshness_checks",
+        name=layout.name("wecom_freshness_checks"),
     )
     def wecom_freshness_checks(
         context: dg.AssetCheckExecutionContext, config: FreshnessConfig
@@ -109,7 +119,7 @@ def build_freshness_checks(corp_ids: Sequence[str] = ()) -> dg.AssetChecksDefini
         """Fail each table whose last materialization (per corp) is older than the window."""
         now = time.time()
         corps: list[str | None] = [*corp_ids] or [None]
-        for key in WECOM_ASSET_KEYS:
+        for key in asset_keys:
             synced = {corp: _last_sync(context.instance, key, corp) for corp in corps}
             yield _freshness_result(key, synced, config.max_age_hours, now)
 

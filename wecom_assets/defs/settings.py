@@ -138,9 +138,9 @@ def alert_ui_base_url(configured: str, environ: Mapping[str, str] | None = None)
     return url.rstrip("/")
 
 
-def alerts_default_status() -> dg.DefaultSensorStatus:
+def alerts_default_status(key_env: str = ALERT_WEBHOOK_KEY_ENV) -> dg.DefaultSensorStatus:
     """The alert sensor runs by default exactly when a robot key is set: off without one."""
-    if os.environ.get(ALERT_WEBHOOK_KEY_ENV, "").strip():
+    if os.environ.get(key_env, "").strip():
         return dg.DefaultSensorStatus.RUNNING
     return dg.DefaultSensorStatus.STOPPED
 
