@@ -12,12 +12,23 @@ from __future__ import annotations
 import re
 import textwrap
 from copy import copy
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from wecom_assets.defs.alerts import WeComRobotResource
 from wecom_assets.defs.definitions import (
@@ -42,9 +53,35 @@ from wecom_assets.wecom.corps import Corp, load_corps
 _ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
-def _same_as(resource: type[dg.ConfigurableResource], name: str) -> Any:
-    """The resource field's default, bounds and description, so both say the same thing."""
-    return copy(resource.model_fields[name])
+def _same_as(resource: type[BaseModel], name: str) -> Any:
+    """The resource field's default and description, so both say the same thing.
+
+    Its bounds are checked by :class:`_ResourceFields`: ``dg.Resolvable`` accepts only plain
+    annotations in nested models, and bounds are annotations.
+    """
+    source = resource.model_fields[name]
+    return Field(default=copy(source.default), description=source.description)
+
+
+class _ResourceFields(dg.Model):
+    """Settings that are a resource's fields: each value is held to that field's bounds."""
+
+    _resource: ClassVar[type[BaseModel]]
+
+    @field_validator("*")
+    @classmethod
+    def _within_bounds(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls._resource.model_fields.get(info.field_name or "")
+        if field is None or not field.metadata:
+            return value
+        try:
+            return TypeAdapter(field.rebuild_annotation()).validate_python(value)
+        except ValidationError as error:
+            raise ValueError(error.errors()[0]["msg"]) from None
+
+
+def _described(text: str | None) -> dg.Resolver:
+    return dg.Resolver.default(description=text)
 
 
 def _env_name(value: str, what: str) -> str:
@@ -60,7 +97,7 @@ def _env_name(value: str, what: str) -> str:
 class CorpEntry(dg.Model):
     """One corp, as in the corps file; its id is the partition key."""
 
-    corp_id: str = Field(min_length=1, description="Corp id (企业ID, `ww...`); the partition key.")
+    corp_id: str = Field(description="Corp id (企业ID, `ww...`); the partition key.")
     secret_env: str = Field(
         description="Name of the env var that holds this corp's app secret; never the secret."
     )
@@ -86,6 +123,13 @@ class CorpEntry(dg.Model):
             )
         return data
 
+    @field_validator("corp_id")
+    @classmethod
+    def _corp_id_is_given(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("corp_id is empty")
+        return value.strip()
+
     @field_validator("secret_env")
     @classmethod
     def _secret_env_is_a_name(cls, value: str) -> str:
@@ -101,7 +145,7 @@ class CorpEntry(dg.Model):
     def corp(self) -> Corp:
         """The plain corp the client and the assets use."""
         return Corp(
-            corp_id=self.corp_id.strip(),
+            corp_id=self.corp_id,
             secret_env=self.secret_env,
             name=self.name,
             base_url=self.base_url,
@@ -109,8 +153,10 @@ class CorpEntry(dg.Model):
         )
 
 
-class ApiSettings(dg.Model):
+class ApiSettings(_ResourceFields):
     """The WeCom API resource: where the API is, the token cache, and the client's tuning."""
+
+    _resource = WeComResource
 
     base_url: str = _same_as(WeComResource, "base_url")
     token_cache_dir: str = _same_as(WeComResource, "token_cache_dir")
@@ -122,8 +168,10 @@ class ApiSettings(dg.Model):
     rate_limit_window_seconds: float = _same_as(WeComResource, "rate_limit_window_seconds")
 
 
-class WarehouseSettings(dg.Model):
+class WarehouseSettings(_ResourceFields):
     """The DuckDB file the tables are published to, and what may be written about people."""
+
+    _resource = WarehouseResource
 
     path: str = Field(
         default="",
@@ -167,8 +215,10 @@ class ScheduleSettings(dg.Model):
         return value
 
 
-class AlertSettings(dg.Model):
+class AlertSettings(_ResourceFields):
     """The WeCom group robot (群机器人) that posts failed syncs and failing checks."""
+
+    _resource = WeComRobotResource
 
     webhook_key_env: str = Field(
         default=ALERT_WEBHOOK_KEY_ENV,
@@ -215,7 +265,7 @@ _SCAFFOLD = textwrap.dedent(
       warehouse:
         path: data/wecom.duckdb   # relative to the project root
 
-      key_prefix: [wecom]
+      # key_prefix: [acme]   # asset keys acme/wecom_users; names acme_wecom_sync, acme_duckdb
       group_name: {GROUP}
 
       schedule:
@@ -229,6 +279,52 @@ _SCAFFOLD = textwrap.dedent(
 )
 
 
+@cache
+def _without_template_strings(derived: type[BaseModel]) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    for name, declared in derived.model_fields.items():
+        field = copy(declared)
+        kinds = [_bare(kind) for kind in get_args(field.annotation) if kind is not str]
+        if len(kinds) == 1 and _holds_settings(kinds[0]):
+            field.annotation = kinds[0]
+        fields[name] = (field.annotation, field)
+    model = create_model(
+        derived.__name__,
+        __base__=_AttributesModel,
+        __validators__={"unique_corp_ids": field_validator("corps")(_unique_corp_ids)},
+        **fields,
+    )
+    model.model_config["json_schema_extra"] = derived.model_config.get("json_schema_extra")
+    return model
+
+
+class _AttributesModel(dg.Model):
+    # An error shows what is wrong and where, not the value: it may be a secret pasted inline.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+def _unique_corp_ids(corps: Any) -> Any:
+    """Refuse a corp listed twice: two partitions cannot share a key."""
+    seen: set[str] = set()
+    for entry in corps if isinstance(corps, list) else ():
+        if entry.corp_id in seen:
+            raise ValueError(f"corp_id {entry.corp_id} is listed twice")
+        seen.add(entry.corp_id)
+    return corps
+
+
+def _bare(kind: Any) -> Any:
+    """``kind`` without ``Annotated`` (where Dagster keeps a field's resolver)."""
+    return get_args(kind)[0] if get_origin(kind) is Annotated else kind
+
+
+def _holds_settings(kind: Any) -> bool:
+    """Whether ``kind`` is a settings model or a list of them."""
+    if get_origin(kind) is list:
+        (kind,) = get_args(kind)
+    return isinstance(kind, type) and issubclass(kind, BaseModel)
+
+
 @dg.scaffold_with(WeComSyncScaffolder)
 class WeComSync(dg.Component, dg.Resolvable, dg.Model):
     """Sync a WeCom (企业微信) org chart into DuckDB: departments, users, memberships and history.
@@ -240,45 +336,50 @@ class WeComSync(dg.Component, dg.Resolvable, dg.Model):
     syncs the corp of WECOM_CORP_ID/WECOM_CORP_SECRET, or the corps of $WECOM_CORPS_FILE.
     """
 
-    corps: list[CorpEntry] = Field(
-        default_factory=list,
-        description=(
+    # Top-level descriptions go through `dg.Resolver`: the schema Dagster derives for defs.yaml
+    # (what `dg utils inspect-component` and editors show) takes them from there.
+    corps: Annotated[
+        list[CorpEntry],
+        _described(
             "Corps to sync, one partition each (like the corps file: corp_id, secret_env, "
             "name, base_url). Empty means `corps_file`, else one corp from `corp_id_env`."
         ),
-    )
-    corps_file: str = Field(
-        default="",
-        description=(
+    ] = Field(default_factory=list)
+    corps_file: Annotated[
+        str,
+        _described(
             "YAML corps file, relative to this defs.yaml's folder. Empty means "
             f"${CORPS_FILE_ENV} when set."
         ),
-    )
-    corp_id_env: str = Field(
-        default=CORP_ID_ENV,
-        description="Name of the env var holding the corp id when no corps are listed.",
-    )
-    corp_secret_env: str = Field(
-        default=CORP_SECRET_ENV,
-        description="Name of the env var holding that corp's app secret; never the secret.",
-    )
-    key_prefix: list[str] = Field(
-        default_factory=list,
-        description=(
-            "Put before every asset key (`[wecom]` gives wecom/wecom_users; `a/b` is read as "
+    ] = ""
+    corp_id_env: Annotated[
+        str, _described("Name of the env var holding the corp id when no corps are listed.")
+    ] = CORP_ID_ENV
+    corp_secret_env: Annotated[
+        str, _described("Name of the env var holding that corp's app secret; never the secret.")
+    ] = CORP_SECRET_ENV
+    key_prefix: Annotated[
+        list[str],
+        _described(
+            "Put before every asset key (`[acme]` gives acme/wecom_users; `a/b` is read as "
             "[a, b]); the DuckDB tables keep their names. Also joined with `_` before the "
-            "names of the jobs, schedules, sensor, op and resources, so they never collide."
+            "names of the jobs, schedules, sensor, op and resources (`acme_wecom_sync`, "
+            "`acme_duckdb`), so they never collide with another sync or the project's own."
         ),
+    ] = Field(default_factory=list)
+    group_name: Annotated[str, _described("Asset group shown in the UI.")] = GROUP
+    schedule: Annotated[ScheduleSettings, _described(ScheduleSettings.__doc__)] = Field(
+        default_factory=ScheduleSettings
     )
-    group_name: str = Field(default=GROUP, description="Asset group shown in the UI.")
-    schedule: ScheduleSettings = Field(
-        default_factory=ScheduleSettings, description=ScheduleSettings.__doc__
+    warehouse: Annotated[WarehouseSettings, _described(WarehouseSettings.__doc__)] = Field(
+        default_factory=WarehouseSettings
     )
-    warehouse: WarehouseSettings = Field(
-        default_factory=WarehouseSettings, description=WarehouseSettings.__doc__
+    api: Annotated[ApiSettings, _described(ApiSettings.__doc__)] = Field(
+        default_factory=ApiSettings
     )
-    api: ApiSettings = Field(default_factory=ApiSettings, description=ApiSettings.__doc__)
-    alerts: AlertSettings = Field(default_factory=AlertSettings, description=AlertSettings.__doc__)
+    alerts: Annotated[AlertSettings, _described(AlertSettings.__doc__)] = Field(
+        default_factory=AlertSettings
+    )
 
     @field_validator("key_prefix", mode="before")
     @classmethod
@@ -300,16 +401,27 @@ class WeComSync(dg.Component, dg.Resolvable, dg.Model):
     def _credential_env_is_a_name(cls, value: str) -> str:
         return _env_name(value, "corp_id_env and corp_secret_env")
 
+    @field_validator("corps")
+    @classmethod
+    def _corp_ids_are_unique(cls, value: list[CorpEntry]) -> list[CorpEntry]:
+        return _unique_corp_ids(value)
+
     @model_validator(mode="after")
     def _one_source_of_corps(self) -> WeComSync:
         if self.corps and self.corps_file:
             raise ValueError("give either corps or corps_file, not both")
-        seen: set[str] = set()
-        for entry in self.corps:
-            if entry.corp_id in seen:
-                raise ValueError(f"corps: corp_id {entry.corp_id} is listed twice")
-            seen.add(entry.corp_id)
         return self
+
+    @classmethod
+    def get_model_cls(cls) -> type[BaseModel]:
+        """The ``defs.yaml`` schema: Dagster's, less the template string of the nested settings.
+
+        Dagster lets any attribute be a template string (``{{ env.X }}``). For ``api``,
+        ``warehouse``, ``schedule``, ``alerts`` and ``corps`` that alternative turns a misspelled
+        field into "not valid under any of the given schemas"; without it, ``dg check`` names
+        the field and its line.
+        """
+        return _without_template_strings(cls.model())
 
     @classmethod
     def get_spec(cls) -> dg.ComponentTypeSpec:
