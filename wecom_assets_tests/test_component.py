@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+import yaml
 from dagster.components.testing import DefsFolderSandbox, create_defs_folder_sandbox
 from warehouse_oracle import assert_warehouse_holds
 
@@ -253,3 +254,18 @@ def test_a_prefixed_sync_writes_the_registry_tables_against_the_sandbox(
     assert dg.AssetKey(["acme", "wecom_users"]) in materialized
     assert all(check.passed for check in result.get_asset_check_evaluations())
     assert_warehouse_holds(database, sandbox_org)
+
+
+def test_the_readme_defs_yaml_shows_every_field_with_its_default() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split(f"```yaml\ntype: {TYPE}\n", 1)[1].split("```", 1)[0]
+    attributes = yaml.safe_load(block)["attributes"]
+    with create_defs_folder_sandbox() as sandbox:
+        path = sandbox.scaffold_component(
+            WeComSync,
+            defs_path="wecom",
+            defs_yaml_contents={"type": TYPE, "attributes": attributes},
+        )
+        with sandbox.load_component_and_build_defs(defs_path=path) as (component, _):
+            assert component == WeComSync()
+    assert set(attributes) | {"corps", "corps_file"} == set(WeComSync.model_fields)
