@@ -23,6 +23,13 @@ def test_defaults_suit_the_public_api() -> None:
     assert config.token_refresh_margin == 300.0
 
 
+def test_the_limits_default_to_wecoms_documented_ones() -> None:
+    config = ClientConfig(CORP_ID, SECRET)
+    assert (config.rate_limit_per_minute, config.rate_limit_per_hour) == (10_000, 150_000)
+    assert (config.ip_rate_limit_per_minute, config.ip_rate_limit_per_hour) == (20_000, 600_000)
+    assert (config.rate_limit_window, config.rate_limit_hour_window) == (60.0, 3600.0)
+
+
 @pytest.mark.parametrize("corp_id", ["", "   "])
 def test_missing_corp_id_names_its_variable(corp_id: str) -> None:
     with pytest.raises(WeComConfigError, match="WECOM_CORP_ID"):
@@ -47,6 +54,10 @@ def test_base_url_without_scheme_names_its_variable() -> None:
         ("request_timeout", 0),
         ("rate_limit_per_minute", 0),
         ("rate_limit_window", -1),
+        ("rate_limit_per_hour", 0),
+        ("rate_limit_hour_window", 0),
+        ("ip_rate_limit_per_minute", 0),
+        ("ip_rate_limit_per_hour", -5),
         ("retry_max_seconds", 0),
         ("max_retries", -1),
         ("token_refresh_margin", -1),

@@ -1,4 +1,4 @@
-"""The rate limiter admits bursts up to the per-minute limit and then waits, per API path."""
+"""The rate limiter admits bursts up to each limit and then waits: per API path, per IP."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import threading
 import pytest
 from client_helpers import FakeClock
 
+from wecom_assets.wecom.ip_quota import SharedQuota
+from wecom_assets.wecom.limits import Limit
 from wecom_assets.wecom.ratelimit import RateLimiter
 
 
@@ -150,3 +152,91 @@ def test_limit_below_one_is_rejected() -> None:
 def test_window_must_be_positive() -> None:
     with pytest.raises(ValueError):
         RateLimiter(1, window=0)
+
+
+# WeCom's hour limit per API, and the machine's per-IP budget --------------------------------
+
+
+def _hourly(limit: int, hour_limit: int, clock: FakeClock) -> RateLimiter:
+    return RateLimiter(limit, hour_limit=hour_limit, clock=clock, sleep=clock.sleep)
+
+
+def test_the_hour_limit_waits_for_the_oldest_call_of_the_hour() -> None:
+    clock = FakeClock()
+    limiter = _hourly(10, 3, clock)
+    for _ in range(3):
+        limiter.acquire("user/list")
+        clock.advance(100)
+    assert limiter.acquire("user/list") == pytest.approx(3600 - 300)
+
+
+def test_the_minute_limit_still_binds_below_the_hour_limit() -> None:
+    clock = FakeClock()
+    limiter = _hourly(2, 100, clock)
+    limiter.acquire("p")
+    limiter.acquire("p")
+    assert limiter.acquire("p") == pytest.approx(60.0)
+
+
+def test_each_path_has_its_own_hour_window() -> None:
+    clock = FakeClock()
+    limiter = _hourly(10, 1, clock)
+    limiter.acquire("user/list")
+    assert limiter.acquire("department/list") == 0.0
+
+
+def test_next_start_names_the_hour_limit_when_it_binds() -> None:
+    clock = FakeClock()
+    limiter = _hourly(10, 2, clock)
+    limiter.acquire("p")
+    clock.advance(600)
+    limiter.acquire("p")
+    wait, binding = limiter.next_start("p")
+    assert wait == pytest.approx(3000)
+    assert binding is not None and (binding.hourly, binding.per_ip, binding.calls) == (
+        True,
+        False,
+        2,
+    )
+
+
+def test_next_start_is_now_while_every_limit_has_room() -> None:
+    clock = FakeClock()
+    assert _hourly(10, 10, clock).next_start("p") == (0.0, None)
+
+
+def test_reached_lists_the_hour_limit_first() -> None:
+    clock = FakeClock()
+    limiter = _hourly(3, 3, clock)
+    for _ in range(3):
+        limiter.acquire("p")
+    assert [(limit.hourly, limit.calls) for limit in limiter.reached("p")] == [
+        (True, 3),
+        (False, 3),
+    ]
+
+
+def test_reached_is_empty_well_below_every_limit() -> None:
+    clock = FakeClock()
+    limiter = _hourly(1000, 1000, clock)
+    limiter.acquire("p")
+    assert limiter.reached("p") == []
+
+
+def test_calls_wait_for_the_machines_per_ip_budget() -> None:
+    clock = FakeClock(start=1_000_000.0)
+    shared = SharedQuota([Limit(3, 60.0, hourly=False, per_ip=True)], path=None, clock=clock)
+    limiter = RateLimiter(100, shared=shared, clock=clock, sleep=clock.sleep)
+    assert [limiter.acquire(path) for path in ("a", "b", "c")] == [0.0] * 3
+    # The three were counted in the bucket ending at 1,000,001, for a window and a lease (1 s).
+    assert limiter.acquire("d") == pytest.approx(62.0)
+
+
+def test_a_per_ip_wait_beyond_max_wait_is_refused_naming_the_per_ip_limit() -> None:
+    clock = FakeClock()
+    per_ip = Limit(1, 60.0, hourly=False, per_ip=True)
+    shared = SharedQuota([per_ip], path=None, clock=clock)
+    limiter = RateLimiter(100, shared=shared, clock=clock, sleep=clock.sleep)
+    limiter.acquire("a")
+    assert limiter.acquire("b", max_wait=5.0) is None
+    assert limiter.next_start("b")[1] == per_ip

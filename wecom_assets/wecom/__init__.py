@@ -4,6 +4,7 @@ from wecom_assets.wecom.client import ClientConfig, WeComClient
 from wecom_assets.wecom.errors import (
     WeComApiError,
     WeComAuthError,
+    WeComBlockedError,
     WeComConfigError,
     WeComError,
     WeComPermissionError,
@@ -20,6 +21,7 @@ __all__ = [
     "User",
     "WeComApiError",
     "WeComAuthError",
+    "WeComBlockedError",
     "WeComClient",
     "WeComConfigError",
     "WeComError",

@@ -5,6 +5,11 @@ and reports what came back; :func:`~wecom_assets.wecom.errcodes.classify` decide
 errcode means; :meth:`Caller._replace_token` and :meth:`Caller._wait_for_retry` carry out the
 two kinds of second try, bounded by :data:`MAX_TOKEN_REFRESHES_PER_CALL` and the call's
 :class:`~wecom_assets.wecom.retry.RetryBudget`.
+
+A 45009 once the client's own count has reached an hour limit is WeCom's 60-minute block: no
+retry within a call's budget can outlast it, so the call fails at once, saying when a run can
+call again. WeCom's errmsg for 45009 ("api freq out of limit") names no limit, so the count is
+what tells an hour block from a minute one, and a per-IP limit from a per-API one.
 """
 
 from __future__ import annotations
@@ -18,7 +23,13 @@ from typing import Any, Protocol
 
 from wecom_assets.wecom.directory import FetchCancelled
 from wecom_assets.wecom.errcodes import Action, classify, errcode_of, error_for
-from wecom_assets.wecom.errors import TransientFailure, WeComApiError, WeComTransientError
+from wecom_assets.wecom.errors import (
+    TransientFailure,
+    WeComApiError,
+    WeComBlockedError,
+    WeComTransientError,
+)
+from wecom_assets.wecom.limits import Limit, local_time
 from wecom_assets.wecom.ratelimit import RateLimiter
 from wecom_assets.wecom.redact import Redactor
 from wecom_assets.wecom.retry import Backoff, RetryBudget
@@ -31,6 +42,8 @@ logger = logging.getLogger(__name__)
 # (clock skew, a proxy rewriting the query); more refreshes would only hammer gettoken.
 MAX_TOKEN_REFRESHES_PER_CALL = 3
 _RETRIED = frozenset({Action.RETRY_BUSY, Action.BACK_OFF})
+# The errcode of WeCom's call limits (45033, concurrency, has no window to count).
+FREQUENCY_LIMITED = 45009
 # The budget of the call running in this thread: a gettoken made on its behalf must end in time
 # for it, so the nested call gets at most what is left of it.
 _running: contextvars.ContextVar[RetryBudget | None] = contextvars.ContextVar(
@@ -102,6 +115,7 @@ class Caller:
         backoff: Backoff,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
+        wall_clock: Callable[[], float],
     ) -> None:
         """Create a caller.
 
@@ -116,6 +130,7 @@ class Caller:
             backoff: Wait before each retry.
             clock: Monotonic clock of the retry budget.
             sleep: Sleep between attempts.
+            wall_clock: Epoch clock, for saying when a blocked call can run again.
         """
         self._transport = transport
         self._tokens = tokens
@@ -127,6 +142,7 @@ class Caller:
         self._backoff = backoff
         self._clock = clock
         self._sleep = sleep
+        self._wall_clock = wall_clock
 
     def run(self, call: Call, cancel: threading.Event | None = None) -> dict[str, Any]:
         """Make ``call`` until it succeeds or the errcode policy gives up.
@@ -146,6 +162,8 @@ class Caller:
             FetchCancelled: ``cancel`` was set before an attempt.
             WeComTransientError: The retry budget ran out (the attempt in flight and a
                 rate-limiter wait count against it too).
+            WeComBlockedError: An hour limit blocks the call (a 45009 at the client's own
+                count of it, or a rate-limiter wait for it beyond the budget); not retried.
             WeComApiError: Too many fresh tokens were rejected, or another failure.
             WeComError: The errcode's own error (:func:`~wecom_assets.wecom.errcodes.error_for`).
         """
@@ -193,13 +211,7 @@ class Caller:
             self._redact.add(token)
             query["access_token"] = token
         if self._limiter.acquire(call.path, max_wait=budget.remaining_seconds()) is None:
-            raise WeComTransientError(
-                f"WeCom {call.path}{call.about}: the client's rate limiter admits no call to this "
-                f"API within the {budget.remaining_seconds():.3g} s left of the call's "
-                f"{budget.max_seconds:g} s budget ({self._limiter.limit_for(call.path)} calls "
-                "per window); lower the concurrency or raise retry_max_seconds",
-                path=call.path,
-            )
+            raise self._refusal(call, budget)
         try:
             payload = self._transport.send(
                 call.method, call.path, query, call.body, time_limit=budget.remaining_seconds()
@@ -213,6 +225,31 @@ class Caller:
         self._stats.record_errcode(errcode)
         errmsg = self._redact(str(payload.get("errmsg", "")))
         return _Setback(action, f"errcode {errcode}: {errmsg}", errcode, errmsg)
+
+    def _refusal(self, call: Call, budget: RetryBudget) -> WeComTransientError:
+        """The error of a call the rate limiter would make wait beyond its budget."""
+        wait, binding = self._limiter.next_start(call.path)
+        if binding is not None and binding.hourly:
+            retry_at = self._wall_clock() + wait
+            return WeComBlockedError(
+                f"WeCom {call.path}{call.about}: not called, as it would go over WeCom's "
+                f"limit of {binding} (the client's own count), after which WeCom blocks "
+                f"{_blocked(binding)} for an hour. It can run again after "
+                f"{local_time(retry_at)}",
+                retry_at=retry_at,
+                path=call.path,
+            )
+        if binding is not None and binding.per_ip:
+            keeping = f"WeCom's limit of {binding}"
+        else:
+            keeping = f"{self._limiter.limit_for(call.path)} calls per window"
+        return WeComTransientError(
+            f"WeCom {call.path}{call.about}: the client's rate limiter admits no call to this "
+            f"API within the {budget.remaining_seconds():.3g} s left of the call's "
+            f"{budget.max_seconds:g} s budget ({keeping}); lower the concurrency or raise "
+            "retry_max_seconds",
+            path=call.path,
+        )
 
     def _replace_token(self, call: Call, setback: _Setback, token: str, refreshes: int) -> None:
         """Drop the rejected token so the next attempt fetches a fresh one, within a bound."""
@@ -239,6 +276,11 @@ class Caller:
     def _wait_for_retry(self, call: Call, setback: _Setback, budget: RetryBudget) -> None:
         """Back off before the next attempt, or raise when the budget allows none."""
         rate_limited = setback.action is Action.BACK_OFF
+        reached: list[Limit] = []
+        if setback.errcode == FREQUENCY_LIMITED:
+            reached = self._limiter.reached(call.path)
+            if reached and reached[0].hourly:
+                raise self._blocked_error(call, setback, reached[0])
         if rate_limited:
             self._limiter.slow_down(call.path)
         delay = self._backoff.delay(budget.retries, rate_limited=rate_limited)
@@ -247,7 +289,7 @@ class Caller:
             raise WeComTransientError(
                 f"WeCom {call.path}{call.about} failed after {budget.retries + 1} attempts "
                 f"({budget.max_retries} retries, {budget.max_seconds:g} s budget); "
-                f"last error: {setback.problem}",
+                f"last error: {setback.problem}{_reached_note(reached)}",
                 path=call.path,
                 errcode=setback.errcode,
                 errmsg=setback.errmsg,
@@ -264,3 +306,30 @@ class Caller:
             delay,
         )
         self._sleep(delay)
+
+    def _blocked_error(self, call: Call, setback: _Setback, limit: Limit) -> WeComBlockedError:
+        """The error of a 45009 that is an hour limit's block, saying when to run again."""
+        # WeCom's block lasts the limit's window from the call that went over, at most now.
+        retry_at = self._wall_clock() + limit.window
+        return WeComBlockedError(
+            f"WeCom {call.path}{call.about} answered errcode 45009 ({setback.errmsg}) once the "
+            f"client's own count had reached WeCom's limit of {limit}: WeCom now blocks "
+            f"{_blocked(limit)} for an hour, so the call is not retried. It can run again after "
+            f"{local_time(retry_at)}",
+            retry_at=retry_at,
+            path=call.path,
+            errcode=setback.errcode,
+            errmsg=setback.errmsg,
+        )
+
+
+def _blocked(limit: Limit) -> str:
+    return "every call from this IP" if limit.per_ip else "this API for the corp"
+
+
+def _reached_note(reached: list[Limit]) -> str:
+    """What the client's own count says about a 45009 that retries could not get past."""
+    if not reached:
+        return ""
+    limits = " and ".join(str(limit) for limit in reached)
+    return f" (the client's own count has reached WeCom's limit of {limits})"

@@ -7,6 +7,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -14,6 +15,8 @@ from wecom_assets.wecom import directory
 from wecom_assets.wecom.caller import Call, Caller
 from wecom_assets.wecom.config import DEFAULT_BASE_URL, ClientConfig
 from wecom_assets.wecom.errors import WeComResponseError
+from wecom_assets.wecom.ip_quota import SharedQuota, quota_file_name
+from wecom_assets.wecom.limits import Limit
 from wecom_assets.wecom.models import Department, User
 from wecom_assets.wecom.ratelimit import RateLimiter
 from wecom_assets.wecom.redact import Redactor, install_log_filters, redact_url_params, url_password
@@ -36,7 +39,9 @@ class WeComClient:
     Thread-safe: one client serves all threads of a process. It fetches the access token once
     per lifetime (shared with other processes through ``token_cache_dir``), applies the errcode
     policy (retry busy/rate-limit/transient failures with backoff, refresh rejected tokens, fail
-    fast on a wrong secret) and keeps each API path under its rate limit.
+    fast on a wrong secret) and keeps each API path under WeCom's minute and hour limits and the
+    machine's calls under the per-IP limits (counted with other processes through
+    ``token_cache_dir``).
     """
 
     def __init__(
@@ -54,7 +59,8 @@ class WeComClient:
             config: Settings.
             sleep: Sleep function for backoff and rate limiting (injectable for tests).
             clock: Monotonic clock for backoff budgets, rate limiting and timings.
-            wall_clock: Epoch clock for token expiry (shared across processes).
+            wall_clock: Epoch clock for token expiry and the per-IP call count (both shared
+                across processes).
             rng: Source of backoff jitter.
         """
         self._config = config
@@ -64,7 +70,13 @@ class WeComClient:
         self._session = make_session(config.max_concurrency, config.base_url)
         self._stats = StatsRecorder(clock)
         self._limiter = RateLimiter(
-            config.rate_limit_per_minute, window=config.rate_limit_window, clock=clock, sleep=sleep
+            config.rate_limit_per_minute,
+            window=config.rate_limit_window,
+            hour_limit=config.rate_limit_per_hour,
+            hour_window=config.rate_limit_hour_window,
+            shared=_ip_quota(config, wall_clock),
+            clock=clock,
+            sleep=sleep,
         )
         self._tokens = TokenProvider(
             self._fetch_token,
@@ -97,6 +109,7 @@ class WeComClient:
             ),
             clock=clock,
             sleep=sleep,
+            wall_clock=wall_clock,
         )
 
     def __repr__(self) -> str:
@@ -219,7 +232,8 @@ class WeComClient:
         yield from directory.iter_users(ids, self._list_users, self._config.max_concurrency)
 
     def close(self) -> None:
-        """Release the HTTP connections."""
+        """Release the HTTP connections and the unused part of the per-IP call budget."""
+        self._limiter.close()
         self._session.close()
 
     def __enter__(self) -> WeComClient:
@@ -266,6 +280,18 @@ class WeComClient:
             return self._caller.run(call, cancel)
         finally:
             self._stats.leave()
+
+
+def _ip_quota(config: ClientConfig, wall_clock: Callable[[], float]) -> SharedQuota:
+    """The machine's per-IP budget, counted in the token cache directory when there is one."""
+    limits = (
+        Limit(config.ip_rate_limit_per_minute, config.rate_limit_window, False, per_ip=True),
+        Limit(config.ip_rate_limit_per_hour, config.rate_limit_hour_window, True, per_ip=True),
+    )
+    path = None
+    if config.token_cache_dir is not None:
+        path = Path(config.token_cache_dir) / quota_file_name(config.base_url)
+    return SharedQuota(limits, path=path, clock=wall_clock)
 
 
 def _array(payload: Mapping[str, Any], path: str, key: str) -> list[Any]:

@@ -6,6 +6,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from wecom_assets.wecom.errors import WeComConfigError
+from wecom_assets.wecom.limits import (
+    HOUR,
+    MINUTE,
+    PER_API_PER_HOUR,
+    PER_API_PER_MINUTE,
+    PER_IP_PER_HOUR,
+    PER_IP_PER_MINUTE,
+)
 from wecom_assets.wecom.redact import redact_url_params
 
 DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
@@ -24,8 +32,9 @@ class ClientConfig:
         base_url: API root (``WECOM_API_BASE_URL``): private deployments, proxies, the sandbox.
             A ``user:password@`` in it is sent as basic auth and masked in ``repr``, logs and
             errors.
-        token_cache_dir: Directory of the cross-process token cache; None keeps tokens in
-            memory only.
+        token_cache_dir: Directory of the cross-process token cache, and of the count of the
+            machine's calls against WeCom's per-IP limits; None keeps both in memory only, for
+            this process.
         max_concurrency: ``user/list`` calls in flight during a directory fetch. The fetch is
             latency-bound below about 24 at 20 ms round trips and CPU-bound above.
         request_timeout: Longest time one HTTP request may take in all (connect, wait, body),
@@ -33,13 +42,22 @@ class ClientConfig:
         max_retries: Extra attempts per call after transient failures.
         retry_max_seconds: Longest time one call may take in all, every attempt and wait
             included, in seconds.
-        rate_limit_per_minute: Calls per API path in any rate-limit window.
+        rate_limit_per_minute: Calls per API path in any rate-limit window (WeCom: 10,000
+            per corp and API a minute).
         token_refresh_margin: Seconds before expiry at which a token is refreshed.
         retry_base_delay: First backoff ceiling in seconds; doubles per retry (full jitter).
         retry_max_delay: Largest backoff between two attempts, in seconds.
         rate_limit_window: Length of the rate-limit window in seconds; WeCom counts per minute
             (60), a simulator may use a shorter one.
         max_response_bytes: Largest answer accepted, compressed and decompressed alike.
+        rate_limit_per_hour: Calls per API path in any hour window (WeCom: 150,000 per corp
+            and API). Beyond it WeCom blocks the API for an hour, so a call that would wait
+            longer than its budget for it fails at once, saying when a run can call again.
+        rate_limit_hour_window: Length of the hour window in seconds (3600).
+        ip_rate_limit_per_minute: Calls of every corp and run on this machine together in any
+            rate-limit window (WeCom: 20,000 per IP a minute); shared through
+            ``token_cache_dir`` by the machine's processes.
+        ip_rate_limit_per_hour: The same in any hour window (WeCom: 600,000 per IP an hour).
     """
 
     corp_id: str
@@ -50,12 +68,16 @@ class ClientConfig:
     request_timeout: float = 10.0
     max_retries: int = 5
     retry_max_seconds: float = 60.0
-    rate_limit_per_minute: int = 10_000
+    rate_limit_per_minute: int = PER_API_PER_MINUTE
     token_refresh_margin: float = 300.0
     retry_base_delay: float = 0.5
     retry_max_delay: float = 10.0
-    rate_limit_window: float = 60.0
+    rate_limit_window: float = MINUTE
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    rate_limit_per_hour: int = PER_API_PER_HOUR
+    rate_limit_hour_window: float = HOUR
+    ip_rate_limit_per_minute: int = PER_IP_PER_MINUTE
+    ip_rate_limit_per_hour: int = PER_IP_PER_HOUR
 
     def __repr__(self) -> str:
         # The generated repr would show the base URL's user-info (a proxy password).
@@ -82,6 +104,10 @@ class ClientConfig:
             "request_timeout": self.request_timeout,
             "rate_limit_per_minute": self.rate_limit_per_minute,
             "rate_limit_window": self.rate_limit_window,
+            "rate_limit_per_hour": self.rate_limit_per_hour,
+            "rate_limit_hour_window": self.rate_limit_hour_window,
+            "ip_rate_limit_per_minute": self.ip_rate_limit_per_minute,
+            "ip_rate_limit_per_hour": self.ip_rate_limit_per_hour,
             "retry_max_seconds": self.retry_max_seconds,
             "max_response_bytes": self.max_response_bytes,
         }

@@ -63,6 +63,27 @@ class WeComTransientError(WeComError):
     """Retries ran out on a transient failure (busy, rate limit, HTTP 5xx, timeout, bad JSON)."""
 
 
+class WeComBlockedError(WeComTransientError):
+    """WeCom blocks the API or this IP for longer than retrying makes sense (an hour limit).
+
+    Attributes:
+        retry_at: When a run can call again, in epoch seconds (the message says it in local
+            time), or None when unknown.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_at: float | None = None,
+        path: str | None = None,
+        errcode: int | None = None,
+        errmsg: str | None = None,
+    ) -> None:
+        super().__init__(message, path=path, errcode=errcode, errmsg=errmsg)
+        self.retry_at = retry_at
+
+
 class WeComResponseError(WeComError):
     """The answer is well-formed JSON but not shaped as documented (missing or invalid fields)."""
 

@@ -73,6 +73,33 @@ def cache_file_name(corp_id: str, corp_secret: str) -> str:
     return f"token-{_SAFE_NAME.sub('_', corp_id)[:64]}-{digest}.json"
 
 
+def open_private_directory(directory: Path) -> None:
+    """Create the cache directory (mode 0700) or check an existing one, repairing it if ours.
+
+    Raises:
+        UntrustedCache: The directory is not a directory, or belongs to someone else.
+        OSError: It cannot be created or inspected.
+    """
+    # 0700: the token is a credential; other local users must not read it.
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = directory.stat()
+    if not stat.S_ISDIR(info.st_mode):
+        raise UntrustedCache(f"{directory} is not a directory")
+    if info.st_uid != os.geteuid():
+        raise UntrustedCache(
+            f"{directory} belongs to uid {info.st_uid}, not to this process "
+            f"(uid {os.geteuid()}); a file found there could have been planted"
+        )
+    if info.st_mode & 0o022:
+        os.chmod(directory, 0o700)
+        logger.warning(
+            "WeCom token cache directory %s was writable by others (mode %04o); "
+            "made it private (0700)",
+            directory,
+            stat.S_IMODE(info.st_mode),
+        )
+
+
 class TokenFile:
     """One app's cache file, its lock, and its directory. Not thread-safe: callers lock."""
 
@@ -95,25 +122,7 @@ class TokenFile:
             UntrustedCache: The directory is not a directory, or belongs to someone else.
             OSError: It cannot be created or inspected.
         """
-        directory = self.path.parent
-        # 0700: the token is a credential; other local users must not read it.
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = directory.stat()
-        if not stat.S_ISDIR(info.st_mode):
-            raise UntrustedCache(f"{directory} is not a directory")
-        if info.st_uid != os.geteuid():
-            raise UntrustedCache(
-                f"{directory} belongs to uid {info.st_uid}, not to this process "
-                f"(uid {os.geteuid()}); a token found there could have been planted"
-            )
-        if info.st_mode & 0o022:
-            os.chmod(directory, 0o700)
-            logger.warning(
-                "WeCom token cache directory %s was writable by others (mode %04o); "
-                "made it private (0700)",
-                directory,
-                stat.S_IMODE(info.st_mode),
-            )
+        open_private_directory(self.path.parent)
 
     def read(self) -> CachedToken | None:
         """Return the cached token, or None when there is none or it cannot be trusted."""

@@ -10,6 +10,7 @@ trust are in :mod:`~wecom_assets.wecom.token_cache`.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import threading
 import time
@@ -47,8 +48,8 @@ class TokenGrant:
 
 def _copy(error: WeComError) -> WeComError:
     # Raising one exception object again (and from several threads) would keep growing its
-    # traceback; each caller gets its own copy.
-    return type(error)(str(error), path=error.path, errcode=error.errcode, errmsg=error.errmsg)
+    # traceback; each caller gets its own copy, attributes and all, without the traceback.
+    return copy.copy(error)
 
 
 class TokenProvider:
