@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from client_helpers import FakeClock
 
+from wecom_assets.wecom import ip_quota
 from wecom_assets.wecom.ip_quota import SharedQuota, quota_file_name
 from wecom_assets.wecom.limits import Limit
 
@@ -143,6 +145,21 @@ def test_an_unusable_file_falls_back_to_this_process_with_a_warning(
     with caplog.at_level(logging.WARNING):
         assert _take(quota, 10) == [0.0] * 10
         assert quota.take()[0] > 0
+    assert "counting this process's calls only" in caplog.text
+
+
+def test_a_lock_held_by_a_stopped_process_falls_back_to_this_process_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ip_quota, "_LOCK_TIMEOUT", 0.0)
+    path = tmp_path / "ip.counts"
+    quota = _quota(path, FakeClock())
+    quota.take()
+    with path.open("rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with caplog.at_level(logging.WARNING):
+            assert _take(quota, 9) == [0.0] * 9
+    assert "TimeoutError" in caplog.text
     assert "counting this process's calls only" in caplog.text
 
 

@@ -47,6 +47,9 @@ _LEASE_FRACTION = 60
 _MAX_BATCH = 100
 _BATCH_FRACTION = 200
 _MAX_FILE_BYTES = 4 * 1024 * 1024
+# An update holds the lock for about 20 µs; one held for seconds belongs to a stopped process.
+_LOCK_TIMEOUT = 10.0
+_LOCK_POLL = 0.001
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 Buckets = dict[float, int]
@@ -109,7 +112,7 @@ class _FileStore:
             UntrustedCache: The directory or the file belongs to someone else.
         """
         fd = self._open()
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._lock(fd)
         try:
             buckets = self._read(fd)
             before = dict(buckets)
@@ -121,6 +124,25 @@ class _FileStore:
             return grant
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _lock(self, fd: int) -> None:
+        """Lock the file, waiting at most :data:`_LOCK_TIMEOUT` for another process.
+
+        Raises:
+            TimeoutError: Another process held the lock that long (it is stopped, not dead: a
+                dead process's lock is released by the kernel).
+        """
+        deadline = time.monotonic() + _LOCK_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"another process held the lock for {_LOCK_TIMEOUT:g} s"
+                    ) from None
+                time.sleep(_LOCK_POLL)
 
     def close(self) -> None:
         """Close the file (the next update opens it again)."""
