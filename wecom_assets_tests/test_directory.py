@@ -30,6 +30,14 @@ def test_user_in_several_departments_appears_once_with_first_seen_case() -> None
     assert [u.userid for u in users] == ["ZhangSan", "li"]
 
 
+def test_case_sensitive_userids_of_a_service_provider_app_stay_two_members() -> None:
+    members = {1: [_user("ZhangSan", 1, 2)], 2: [_user("zhangsan", 1, 2), _user("ZhangSan", 1, 2)]}
+    users = list(
+        iter_users([1, 2], lambda d, _: members[d], max_concurrency=4, userids_case_sensitive=True)
+    )
+    assert [u.userid for u in users] == ["ZhangSan", "zhangsan"]
+
+
 def test_result_order_follows_department_order_not_completion_order() -> None:
     rng = random.Random(3)
     delays = {d: rng.uniform(0, 0.01) for d in range(1, 41)}

@@ -134,3 +134,27 @@ def test_freshness_is_checked_per_corp_naming_the_stale_one(
     assert not users.passed
     assert "ww_beta (never)" in (users.description or "")
     assert users.metadata["stale_corps"].value == ["ww_beta"]
+
+
+def test_a_corp_with_case_sensitive_userids_keeps_members_that_differ_only_in_case(
+    orgs: list[dict[str, Any]],
+    sandboxes: list[SandboxServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    org = OrgEditor(orgs[0])
+    twin = dict(org.data["users"][0], userid=org.data["users"][0]["userid"].swapcase())
+    org.data["users"].append(twin)
+    sandboxes[0].replace_org(org.snapshot())
+    monkeypatch.setenv("WECOM_SECRET_0", orgs[0]["corp_secret"])
+    corps = [
+        Corp(
+            orgs[0]["corp_id"],
+            "WECOM_SECRET_0",
+            base_url=sandboxes[0].url,
+            userids_case_sensitive=True,
+        )
+    ]
+    assert _sync(corps, tmp_path, corps[0], orgs[0]).success
+    userids = table_rows(tmp_path / "wecom.duckdb", "SELECT userid FROM wecom_users")
+    assert {(org.data["users"][0]["userid"],), (twin["userid"],)} <= userids

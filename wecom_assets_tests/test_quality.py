@@ -136,3 +136,19 @@ def test_another_corps_department_does_not_satisfy_a_users_department(
     relation = _users(conn, [("a", [1, 2], 1)])
     outcome = quality.user_departments_exist(conn, relation, departments="wecom_departments")
     assert (outcome.passed, outcome.offending_ids) == (False, ("a",))
+
+
+def test_case_sensitive_userids_are_unique_as_they_are(conn: duckdb.DuckDBPyConnection) -> None:
+    relation = _users(conn, [("Ab", [1], 1), ("ab", [1], 1)])
+    folded = quality.unique_userids(conn, relation)
+    exact = quality.unique_userids(conn, relation, case_sensitive=True)
+    assert (folded.passed, folded.offending_ids) == (False, ("ab",))
+    assert exact.passed
+
+
+def test_userids_that_fold_alike_only_outside_ascii_are_one_member(
+    conn: duckdb.DuckDBPyConnection,
+) -> None:
+    relation = _users(conn, [("straße", [1], 1), ("STRASSE", [1], 1)])
+    outcome = quality.unique_userids(conn, relation)
+    assert (outcome.passed, outcome.offending_ids) == (False, ("strasse",))

@@ -184,6 +184,7 @@ def _sync(
         history=bool(selected & _HISTORY_NAMES),
         max_shrink_fraction=config.max_shrink_fraction,
         run_id=context.run.run_id,
+        userids_case_sensitive=corp is not None and corp.userids_case_sensitive,
     )
     try:
         report = sync.write_and_publish(

@@ -131,6 +131,7 @@ class WeComResource(dg.ConfigurableResource):
             retry_max_seconds=self.retry_max_seconds,
             rate_limit_per_minute=self.rate_limit_per_minute,
             rate_limit_window=self.rate_limit_window_seconds,
+            userids_case_sensitive=corp is not None and corp.userids_case_sensitive,
         )
 
     def effective_settings(self, corp: Corp | None = None) -> dict[str, Any]:

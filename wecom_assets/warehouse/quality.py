@@ -97,19 +97,23 @@ def unique_department_ids(conn: duckdb.DuckDBPyConnection, relation: str) -> Che
     )
 
 
-def unique_userids(conn: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
-    """Userids are unique case-insensitively, as WeCom treats them."""
+def unique_userids(
+    conn: duckdb.DuckDBPyConnection, relation: str, *, case_sensitive: bool = False
+) -> CheckOutcome:
+    """Userids are unique, compared as WeCom compares them (ignoring case for self-built apps)."""
     # Compared with the same function as the directory merge, not SQL lower(): the two disagree
     # outside ASCII, and a check that folds differently from the merge can miss a dropped user.
     keys = Counter(
-        userid_key(str(userid)) for userid in _column(conn, f"SELECT userid FROM {relation}")
+        userid_key(str(userid), case_sensitive=case_sensitive)
+        for userid in _column(conn, f"SELECT userid FROM {relation}")
     )
     duplicates = sorted(key for key, seen in keys.items() if seen > 1)
+    compared = "" if case_sensitive else " when compared case-insensitively"
     return _outcome(
         "unique_userids",
         blocking=True,
-        ok="Every userid is unique (case-insensitively).",
-        failed="{count} userids occur more than once when compared case-insensitively.",
+        ok=f"Every userid is unique{compared}.",
+        failed=f"{{count}} userids occur more than once{compared}.",
         offending=duplicates,
     )
 

@@ -18,7 +18,13 @@ from wecom_assets.warehouse import history, publish
 from wecom_assets.warehouse.connection import ConnectionConfig, WarehouseError, quote
 from wecom_assets.warehouse.quality import CheckOutcome
 from wecom_assets.warehouse.snapshot_file import Published, snapshot_session
-from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, ORG_CHANGES, USERS
+from wecom_assets.warehouse.tables import (
+    DEPARTMENTS,
+    MEMBERSHIP,
+    ORG_CHANGES,
+    USERS,
+    USERS_CASE_SENSITIVE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +41,7 @@ class Snapshot:
     membership: bool = False
     history: bool = False
     max_shrink_fraction: float | None = publish.DEFAULT_MAX_SHRINK_FRACTION
+    userids_case_sensitive: bool = False
     run_id: str | None = None
 
 
@@ -104,7 +111,8 @@ def _write(
     tables: dict[str, publish.ReplaceResult] = {}
     outcomes: dict[str, tuple[CheckOutcome, ...]] = {}
     try:
-        for spec, fetched in ((DEPARTMENTS, snapshot.departments), (USERS, snapshot.users)):
+        users = USERS_CASE_SENSITIVE if snapshot.userids_case_sensitive else USERS
+        for spec, fetched in ((DEPARTMENTS, snapshot.departments), (users, snapshot.users)):
             if fetched is not None:
                 tables[spec.name] = publish.replace_table(
                     conn,

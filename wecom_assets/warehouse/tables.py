@@ -8,6 +8,7 @@ schemas, check specs and metadata are derived from it: adding a column is one ed
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 import pyarrow as pa
@@ -173,6 +174,18 @@ USERS = TableSpec(
             "External profile (API `external_profile`) as JSON.",
         ),
         _SYNCED_AT,
+    ),
+)
+
+# A service-provider app's (代开发) userids are encrypted and case-sensitive: its users are
+# checked for uniqueness as they are, the rest of the declaration is the same.
+USERS_CASE_SENSITIVE = replace(
+    USERS,
+    rules=tuple(
+        partial(quality.unique_userids, case_sensitive=True)
+        if rule is quality.unique_userids
+        else rule
+        for rule in USERS.rules
     ),
 )
 

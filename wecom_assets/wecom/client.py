@@ -215,8 +215,9 @@ class WeComClient:
             department_ids: Departments to list; their order decides the result order.
 
         Yields:
-            Each user once (userid compared case-insensitively, first-seen case kept), in
-            first-seen order walking the departments in the given order.
+            Each user once (userid compared case-insensitively unless
+            ``userids_case_sensitive``, first-seen case kept), in first-seen order walking the
+            departments in the given order.
 
         Raises:
             WeComPermissionError: A department answered 60011 (the visible range changed since
@@ -229,7 +230,12 @@ class WeComClient:
         # Get the token before fanning out, so that a gettoken failure (untrusted IP,
         # wrong secret) surfaces once instead of once per worker thread.
         self._tokens.get()
-        yield from directory.iter_users(ids, self._list_users, self._config.max_concurrency)
+        yield from directory.iter_users(
+            ids,
+            self._list_users,
+            self._config.max_concurrency,
+            userids_case_sensitive=self._config.userids_case_sensitive,
+        )
 
     def close(self) -> None:
         """Release the HTTP connections and the unused part of the per-IP call budget."""

@@ -58,6 +58,9 @@ class ClientConfig:
             rate-limit window (WeCom: 20,000 per IP a minute); shared through
             ``token_cache_dir`` by the machine's processes.
         ip_rate_limit_per_hour: The same in any hour window (WeCom: 600,000 per IP an hour).
+        userids_case_sensitive: Merge users by their exact userid: service-provider apps
+            (代开发) receive encrypted userids, which are case-sensitive. Self-built apps'
+            userids are not, the default.
     """
 
     corp_id: str
@@ -78,6 +81,7 @@ class ClientConfig:
     rate_limit_hour_window: float = HOUR
     ip_rate_limit_per_minute: int = PER_IP_PER_MINUTE
     ip_rate_limit_per_hour: int = PER_IP_PER_HOUR
+    userids_case_sensitive: bool = False
 
     def __repr__(self) -> str:
         # The generated repr would show the base URL's user-info (a proxy password).

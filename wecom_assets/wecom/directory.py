@@ -27,7 +27,11 @@ class FetchCancelled(Exception):
 
 
 def iter_users(
-    department_ids: Iterable[int], list_users: ListUsers, max_concurrency: int
+    department_ids: Iterable[int],
+    list_users: ListUsers,
+    max_concurrency: int,
+    *,
+    userids_case_sensitive: bool = False,
 ) -> Iterator[User]:
     """List the direct members of every department concurrently and merge them as they come.
 
@@ -39,6 +43,8 @@ def iter_users(
         list_users: Fetches one department's direct members; must stop early (raise) once the
             event it is given is set.
         max_concurrency: Worker threads, i.e. ``user/list`` calls in flight.
+        userids_case_sensitive: Compare userids as they are (service-provider apps), not
+            ignoring case.
 
     Yields:
         Each user once (userid compared case-insensitively, first-seen case kept), in
@@ -82,7 +88,7 @@ def iter_users(
                 while unmerged and unmerged[0][1].done():
                     _, future = unmerged.popleft()
                     for user in future.result():
-                        key = userid_key(user.userid)
+                        key = userid_key(user.userid, case_sensitive=userids_case_sensitive)
                         if key not in seen:
                             seen.add(key)
                             yield user

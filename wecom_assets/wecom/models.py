@@ -44,13 +44,15 @@ _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 
 
-def userid_key(userid: str) -> str:
-    """The form in which two userids are the same member: WeCom compares userids ignoring case.
+def userid_key(userid: str, *, case_sensitive: bool = False) -> str:
+    """The form in which two userids are the same member.
 
-    The merge of users listed by several departments and the warehouse's uniqueness check both
-    use this one function, so they cannot disagree (``casefold`` and SQL ``lower`` do, on ``ß``).
+    Self-built apps' userids are case-insensitive in WeCom; service-provider apps (代开发)
+    receive encrypted userids, which are case-sensitive. The merge of users listed by several
+    departments and the warehouse's uniqueness check both use this one function, so they cannot
+    disagree (``casefold`` and SQL ``lower`` do, on ``ß``).
     """
-    return userid.casefold()
+    return userid if case_sensitive else userid.casefold()
 
 
 def _as_int(value: Any) -> int | None:
