@@ -1,6 +1,7 @@
 """``make bench``: sync generated orgs of three sizes through Dagster and the sequential recipe.
 
-For each size: generate a deep, uneven org, serve it from a sandbox subprocess with WeCom's
+First Dagster's floor: a no-op asset materialized the same way, and the imports alone. Then for
+each size: generate a deep, uneven org, serve it from a sandbox subprocess with WeCom's
 latency and per-API limit, and materialize every asset (``--select '*'``: the three tables, the
 history and the freshness checks that target them) with the real CLI in a fresh
 ``DAGSTER_HOME`` twice: the first sync into an empty file, then the repeat sync that copies the
@@ -32,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import dagster_run, plot, report, targets
+from benchmarks import dagster_run, floor, plot, report, targets
 from benchmarks.reference import fetch_sequentially
 from benchmarks.sandbox import serve
 from benchmarks.sweep import fetch_point
@@ -297,6 +298,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown sizes {unknown}; choose from {', '.join(SIZES)}")
 
     started = time.monotonic()
+    dagster_floor = floor.measure(args.work_dir)
+    _log(
+        f"floor: no-op materialize {dagster_floor['noop_materialize_seconds']:.2f}s, import "
+        f"dagster {dagster_floor['import_dagster_seconds']:.2f}s, import the code location "
+        f"{dagster_floor['import_code_location_seconds']:.2f}s"
+    )
     results: dict[str, Any] = {
         "machine": machine(),
         "settings": {
@@ -306,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": SEED,
         },
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "floor": dagster_floor,
         "sizes": [
             bench_size(SIZES[label], args.work_dir, not args.no_reference) for label in labels
         ],
