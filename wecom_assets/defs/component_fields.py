@@ -146,6 +146,10 @@ class ApiSettings(ResourceFields):
     retry_max_seconds: float = same_as(WeComResource, "retry_max_seconds")
     rate_limit_per_minute: int = same_as(WeComResource, "rate_limit_per_minute")
     rate_limit_window_seconds: float = same_as(WeComResource, "rate_limit_window_seconds")
+    rate_limit_per_hour: int = same_as(WeComResource, "rate_limit_per_hour")
+    ip_rate_limit_per_minute: int = same_as(WeComResource, "ip_rate_limit_per_minute")
+    ip_rate_limit_per_hour: int = same_as(WeComResource, "ip_rate_limit_per_hour")
+    max_response_bytes: int = same_as(WeComResource, "max_response_bytes")
 
 
 class WarehouseSettings(ResourceFields):

@@ -20,7 +20,9 @@ from wecom_assets.defs import settings
 from wecom_assets.warehouse.connection import ConnectionConfig, connect
 from wecom_assets.warehouse.pii import PiiPolicy, resolve_policy
 from wecom_assets.wecom import ClientConfig, WeComClient
+from wecom_assets.wecom.config import DEFAULT_MAX_RESPONSE_BYTES
 from wecom_assets.wecom.corps import Corp
+from wecom_assets.wecom.limits import PER_API_PER_HOUR, PER_IP_PER_HOUR, PER_IP_PER_MINUTE
 
 
 class WeComResource(dg.ConfigurableResource):
@@ -70,7 +72,12 @@ class WeComResource(dg.ConfigurableResource):
         ),
     )
     request_timeout_seconds: float = Field(
-        default=10.0, gt=0, description="Connect and read timeout of one HTTP request."
+        default=10.0,
+        gt=0,
+        description=(
+            "Longest time one HTTP request may take in all: connecting, waiting and reading the "
+            "body. A server that trickles its answer is cut off here."
+        ),
     )
     max_retries: int = Field(
         default=5,
@@ -98,6 +105,37 @@ class WeComResource(dg.ConfigurableResource):
             "Window, in seconds, that `rate_limit_per_minute` counts calls in. WeCom counts per "
             "minute, so keep 60 against WeCom; only a simulator with a compressed clock needs "
             "a shorter one."
+        ),
+    )
+
+    rate_limit_per_hour: int = Field(
+        default=PER_API_PER_HOUR,
+        ge=1,
+        description=(
+            "Client-side ceiling of calls per API per hour. WeCom publishes 150,000 per corp and "
+            "blocks the API for an hour past it; a sync that would wait for that fails at once "
+            "saying when it can run again."
+        ),
+    )
+    ip_rate_limit_per_minute: int = Field(
+        default=PER_IP_PER_MINUTE,
+        ge=1,
+        description=(
+            "Calls of every corp and run on this machine together per minute (WeCom: 20,000 per "
+            "IP); counted in a file beside the token cache, shared by all run processes."
+        ),
+    )
+    ip_rate_limit_per_hour: int = Field(
+        default=PER_IP_PER_HOUR,
+        ge=1,
+        description="The same per hour (WeCom: 600,000 per IP).",
+    )
+    max_response_bytes: int = Field(
+        default=DEFAULT_MAX_RESPONSE_BYTES,
+        ge=1024,
+        description=(
+            "Largest answer accepted, compressed and decompressed alike; a larger one (a gzip "
+            "bomb, a misrouted download) fails the call instead of filling the memory."
         ),
     )
 
@@ -131,6 +169,10 @@ class WeComResource(dg.ConfigurableResource):
             retry_max_seconds=self.retry_max_seconds,
             rate_limit_per_minute=self.rate_limit_per_minute,
             rate_limit_window=self.rate_limit_window_seconds,
+            rate_limit_per_hour=self.rate_limit_per_hour,
+            ip_rate_limit_per_minute=self.ip_rate_limit_per_minute,
+            ip_rate_limit_per_hour=self.ip_rate_limit_per_hour,
+            max_response_bytes=self.max_response_bytes,
             userids_case_sensitive=corp is not None and corp.userids_case_sensitive,
         )
 
