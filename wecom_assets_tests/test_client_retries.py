@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from typing import Any
 
 import pytest
 import requests
@@ -25,7 +26,7 @@ from wecom_assets.wecom import WeComClient, WeComTransientError
 DEPARTMENTS = {"errcode": 0, "department": [{"id": 1, "name": "总部", "parentid": 0}]}
 
 
-def _fail_once_then_succeed(server: HTTPServer, **failure: object) -> None:
+def _fail_once_then_succeed(server: HTTPServer, **failure: Any) -> None:
     expect_token(server)
     server.expect_oneshot_request("/cgi-bin/department/list").respond_with_data(**failure)
     server.expect_request("/cgi-bin/department/list").respond_with_json(DEPARTMENTS)
@@ -178,7 +179,7 @@ def test_session_pool_holds_a_connection_per_worker(httpserver: HTTPServer) -> N
     with client_for(httpserver, max_concurrency=40) as client:
         adapter = client._session.get_adapter("https://qyapi.weixin.qq.com/")
         assert isinstance(adapter, requests.adapters.HTTPAdapter)
-        assert adapter._pool_maxsize >= 40
+        assert adapter.poolmanager.connection_pool_kw["maxsize"] >= 40
 
 
 def test_proxy_from_environment_is_honoured(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Generator
 
 import pytest
 from client_helpers import TOKEN, calls_to, client_for, expect_token
@@ -135,6 +136,7 @@ def test_closing_iter_users_early_cancels_the_departments_not_yet_fetched() -> N
         return [_user(f"u{department_id}", department_id)]
 
     users = iter_users(range(1000), list_users, max_concurrency=4)
+    assert isinstance(users, Generator)
     assert next(users).userid == "u0"
     users.close()
     assert len(started) < 100

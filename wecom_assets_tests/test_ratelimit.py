@@ -132,6 +132,7 @@ def test_threads_share_one_window() -> None:
             with lock:
                 refused.append(1)
         else:
+            assert waited is not None
             with lock:
                 admitted.append(waited)
 

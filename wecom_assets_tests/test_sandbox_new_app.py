@@ -22,7 +22,7 @@ def _get(engine: SandboxEngine, path: str, **params: str) -> dict[str, Any]:
     org = engine.org
     token_query = {"corpid": org["corp_id"], "corpsecret": org["corp_secret"]}
     token = json.loads(engine.handle("GET", "gettoken", token_query, b"").body)["access_token"]
-    return json.loads(engine.handle("GET", path, {"access_token": token, **params}, b"").body)  # type: ignore[no-any-return]
+    return json.loads(engine.handle("GET", path, {"access_token": token, **params}, b"").body)
 
 
 def _full_user(org: dict[str, Any]) -> dict[str, Any]:

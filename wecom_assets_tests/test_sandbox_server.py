@@ -76,7 +76,7 @@ def gettoken(server: SandboxServer, **params: str) -> dict[str, Any]:
     org = server.org
     query = {"corpid": org["corp_id"], "corpsecret": org["corp_secret"], **params}
     response = requests.get(f"{server.url}/cgi-bin/gettoken", params=query, timeout=5)
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def token_of(server: SandboxServer) -> str:
@@ -612,7 +612,7 @@ def test_stats_count_every_call_exactly_under_concurrency(
     dept_ids = [d["id"] for d in sandbox_org["departments"]] * 5
 
     def fetch(dept_id: int) -> int:
-        params = {"access_token": token, "department_id": dept_id}
+        params: dict[str, str | int] = {"access_token": token, "department_id": dept_id}
         url = f"{sandbox.url}/cgi-bin/user/list"
         return int(session.get(url, params=params, timeout=5).json()["errcode"])
 

@@ -40,7 +40,7 @@ def _op_fields() -> Iterator[tuple[str, str | None]]:
     # Asset checks are in the graph's assets definitions too.
     for node in defs.resolve_asset_graph().assets_defs:
         schema = node.node_def.config_schema
-        if schema is not None:
+        if schema is not None and schema.config_type is not None:
             yield from _fields(schema.config_type, f"ops.{node.node_def.name}")
 
 
