@@ -281,7 +281,7 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
         ]
     lines += [
         "",
-        "## What keeps it near the floor",
+        "## What the sync does to be fast",
         "",
         *_keeps_it_fast(),
         "",
