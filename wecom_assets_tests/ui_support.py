@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,31 +134,40 @@ def stack_env(org: dict[str, Any], sandbox_url: str, home: Path, database: Path)
 
 
 @contextmanager
-def running_ui_stack(tmp: Path) -> Iterator[UiStack]:
-    """Sandbox + ``dg dev`` on free ports, in ``tmp``; stopped as Ctrl-C stops it.
+def running_dev_server(env: Mapping[str, str], home: Path, log_name: str) -> Iterator[DevServer]:
+    """``dg dev`` with ``env`` on a free port until the block ends; stopped as Ctrl-C stops it.
 
-    Leaving the block sends ``dg dev`` a SIGINT and fails unless it exits cleanly and leaves no
-    process of the stack behind.
+    Its log goes to ``test-artifacts/<log_name>``. Leaving the block sends ``dg dev`` a SIGINT and
+    fails unless it exits cleanly and leaves no process of the stack behind.
     """
+    ARTIFACTS.mkdir(exist_ok=True)
+    with (ARTIFACTS / log_name).open("wb") as log:
+        server = DevServer(dict(env), home, free_port(), log)
+        server.start()
+        try:
+            server.wait_until_ready()
+            yield server
+        finally:
+            exit_code = server.stop()
+    assert exit_code == 0, f"`dg dev` exited with {exit_code} on SIGINT; see {log_name}"
+    left = processes_mentioning(str(home))
+    assert not left, f"processes of the stack still running after it stopped: {left}"
+
+
+@contextmanager
+def running_ui_stack(tmp: Path) -> Iterator[UiStack]:
+    """Sandbox + ``dg dev`` on free ports, in ``tmp`` (see :func:`running_dev_server`)."""
     home = new_dagster_home(tmp / "dagster_home")
     database = tmp / "wecom.duckdb"
-    ARTIFACTS.mkdir(exist_ok=True)
     org = generate_org(users=200, departments=30, seed=7)
     with (
         SandboxServer(org) as sandbox,
-        (ARTIFACTS / "dg-dev.log").open("wb") as log,
+        running_dev_server(
+            stack_env(org, sandbox.url, home, database), home, "dg-dev.log"
+        ) as server,
     ):
-        server = DevServer(stack_env(org, sandbox.url, home, database), home, free_port(), log)
-        server.start()
         STARTED_STACKS.append(home)
-        try:
-            server.wait_until_ready()
-            yield UiStack(org, sandbox, server, home, database)
-        finally:
-            exit_code = server.stop()
-        assert exit_code == 0, f"`dg dev` exited with {exit_code} on SIGINT; see {log.name}"
-        left = processes_mentioning(str(home))
-        assert not left, f"processes of the stack still running after it stopped: {left}"
+        yield UiStack(org, sandbox, server, home, database)
 
 
 def processes_mentioning(text: str) -> dict[int, str]:
