@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pytest
+from clock_support import ManualClock
 
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.sandbox.server import SandboxConfig, SandboxServer
@@ -67,3 +68,9 @@ def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
 
     with running_ui_stack(tmp_path_factory.mktemp("ui_stack")) as stack:
         yield stack
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A monotonic clock the test moves by hand (``clock.advance(seconds)``)."""
+    return ManualClock()

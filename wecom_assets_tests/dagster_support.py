@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import yaml
 
 from wecom_assets.defs.resources import WarehouseResource, WeComResource
 from wecom_assets.sandbox.org import visible_view
@@ -133,3 +135,18 @@ def _hashable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return tuple(_hashable(item) for item in value)
     return value
+
+
+def write_corps_file(path: Path, orgs: Sequence[dict[str, Any]], urls: Sequence[str]) -> Path:
+    """A corps file for ``orgs`` served at ``urls``; corp n's secret is in ``WECOM_SECRET_{n}``."""
+    entries = [
+        {
+            "corp_id": org["corp_id"],
+            "secret_env": f"WECOM_SECRET_{n}",
+            "name": f"子公司{n}",
+            "base_url": url,
+        }
+        for n, (org, url) in enumerate(zip(orgs, urls, strict=True))
+    ]
+    path.write_text(yaml.safe_dump(entries, allow_unicode=True), encoding="utf-8")
+    return path

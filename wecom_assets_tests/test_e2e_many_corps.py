@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from dagster_support import table_rows
+from dagster_support import table_rows, write_corps_file
 from e2e_env import cli_env
 from e2e_instance import prepare_dagster_home
 from e2e_processes import launch_materialize
@@ -44,22 +43,7 @@ def sandboxes(orgs: list[dict[str, Any]]) -> Iterator[list[SandboxServer]]:
 def test_one_run_per_corp_at_once_each_publishes_its_own_rows_and_a_wrong_secret_fails_alone(
     orgs: list[dict[str, Any]], sandboxes: list[SandboxServer], tmp_path: Path
 ) -> None:
-    corps_file = tmp_path / "corps.yaml"
-    corps_file.write_text(
-        yaml.safe_dump(
-            [
-                {
-                    "corp_id": org["corp_id"],
-                    "secret_env": f"WECOM_SECRET_{n}",
-                    "name": f"子公司{n}",
-                    "base_url": sandbox.url,
-                }
-                for n, (org, sandbox) in enumerate(zip(orgs, sandboxes, strict=True))
-            ],
-            allow_unicode=True,
-        ),
-        encoding="utf-8",
-    )
+    corps_file = write_corps_file(tmp_path / "corps.yaml", orgs, [s.url for s in sandboxes])
     secrets_env = {
         f"WECOM_SECRET_{n}": secrets.token_urlsafe(32) if n == WRONG else org["corp_secret"]
         for n, org in enumerate(orgs)

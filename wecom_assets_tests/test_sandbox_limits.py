@@ -6,28 +6,11 @@ import json
 from typing import Any
 
 import pytest
+from clock_support import ManualClock
 
 from wecom_assets.sandbox.__main__ import build_parser, serve_config
 from wecom_assets.sandbox.config import SandboxConfig
 from wecom_assets.sandbox.engine import SandboxEngine
-
-
-class ManualClock:
-    """A monotonic clock that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 class Caller:

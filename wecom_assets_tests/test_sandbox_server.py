@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import requests
+from clock_support import ManualClock
 
 from wecom_assets.sandbox.org import generate_org, save_org, subtree_ids, visible_view
 from wecom_assets.sandbox.server import (
@@ -29,24 +30,6 @@ from wecom_assets.sandbox.server import (
 
 Start = Callable[..., SandboxServer]
 StartClocked = Callable[[dict[str, Any], SandboxConfig], SandboxServer]
-
-
-class ManualClock:
-    """A monotonic clock that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 @pytest.fixture

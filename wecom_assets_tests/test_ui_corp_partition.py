@@ -16,8 +16,7 @@ from urllib.parse import quote
 
 import dagster as dg
 import pytest
-import yaml
-from dagster_support import table_rows
+from dagster_support import table_rows, write_corps_file
 from e2e_env import cli_env
 from e2e_instance import new_dagster_home
 from playwright.sync_api import Page, expect, sync_playwright
@@ -64,22 +63,7 @@ def corps_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CorpsStack
     ]
     with SandboxServer(orgs[0]) as first, SandboxServer(orgs[1]) as second:
         sandboxes = [first, second]
-        corps_file = tmp / "corps.yaml"
-        corps_file.write_text(
-            yaml.safe_dump(
-                [
-                    {
-                        "corp_id": org["corp_id"],
-                        "secret_env": f"WECOM_SECRET_{n}",
-                        "name": f"子公司{n}",
-                        "base_url": sandbox.url,
-                    }
-                    for n, (org, sandbox) in enumerate(zip(orgs, sandboxes, strict=True))
-                ],
-                allow_unicode=True,
-            ),
-            encoding="utf-8",
-        )
+        corps_file = write_corps_file(tmp / "corps.yaml", orgs, [s.url for s in sandboxes])
         home = new_dagster_home(tmp / "dagster_home")
         database = tmp / "wecom.duckdb"
         env = cli_env(
