@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test lint typecheck unit ui bench browser-deps clean
+.PHONY: venv demo test lint typecheck unit ui bench bench-corps browser-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ ui: venv
 
 bench: venv
 	$(BIN)/python -m benchmarks.run
+
+## 20 corps of 1,000 users through the run queue, at once and one after another; rows checked.
+bench-corps: venv
+	$(BIN)/python -m benchmarks.many_corps
 
 clean:
 	rm -rf $(VENV) .dagster_home data .pytest_cache .mypy_cache .ruff_cache
