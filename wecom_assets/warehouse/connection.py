@@ -123,15 +123,20 @@ def _check_kind(path: Path) -> None:
 
 
 def _check_complete(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Refuse a file shorter than the blocks its header lists (truncated by a copy or disk)."""
-    row = conn.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
-    expected = _HEADERS_BYTES + int(row[0]) * int(row[1]) if row else 0
+    """Refuse a file too short to hold the blocks in use (truncated by a copy or a disk).
+
+    The bound is the blocks in use, not all blocks: a checkpoint cuts free blocks off the end
+    of the file while the header still counts them, so a healthy file can be shorter than
+    ``total_blocks`` blocks, never shorter than its ``used_blocks``.
+    """
+    row = conn.execute("SELECT block_size, used_blocks FROM pragma_database_size()").fetchone()
+    needed = _HEADERS_BYTES + int(row[0]) * int(row[1]) if row else 0
     actual = path.stat().st_size
-    if actual < expected:
+    if actual < needed:
         conn.close()
         raise WarehouseDamagedError(
-            f"DuckDB file {path} is truncated: it has {actual} bytes, its header lists "
-            f"{expected}. {_DAMAGED_ADVICE}"
+            f"DuckDB file {path} is truncated: it has {actual} bytes, its blocks in use need "
+            f"{needed}. {_DAMAGED_ADVICE}"
         )
 
 
