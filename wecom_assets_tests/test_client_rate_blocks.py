@@ -32,34 +32,34 @@ def _answers(server: HTTPServer, successes: int) -> None:
     server.expect_request("/cgi-bin/department/list").respond_with_json(FREQUENCY_LIMITED)
 
 
-def test_a_45009_at_the_clients_hour_count_fails_at_once(httpserver: HTTPServer) -> None:
-    expect_token(httpserver)
-    _answers(httpserver, successes=2)
+def _blocked_at_the_third_call(server: HTTPServer) -> tuple[WeComBlockedError, FakeClock, int]:
+    """Two calls pass, the third is answered 45009 at an hour limit of 3: error, clock, retries."""
+    expect_token(server)
+    _answers(server, successes=2)
     clock = FakeClock()
-    with _client(httpserver, clock, rate_limit_per_hour=3) as client:
+    with _client(server, clock, rate_limit_per_hour=3) as client:
         client.list_departments()
         client.list_departments()
         with pytest.raises(WeComBlockedError) as caught:
             client.list_departments()
-        assert client.stats.retries == 0
+        retries = client.stats.retries
+    return caught.value, clock, retries
+
+
+def test_a_45009_at_the_clients_hour_count_fails_at_once(httpserver: HTTPServer) -> None:
+    error, clock, retries = _blocked_at_the_third_call(httpserver)
+    assert retries == 0
     assert calls_to(httpserver, "department/list") == 3
     assert clock.sleeps == []
-    assert caught.value.errcode == 45009
+    assert error.errcode == 45009
 
 
 def test_the_hour_block_says_which_limit_and_when_a_run_can_call_again(
     httpserver: HTTPServer,
 ) -> None:
-    expect_token(httpserver)
-    _answers(httpserver, successes=2)
-    clock = FakeClock()
-    with _client(httpserver, clock, rate_limit_per_hour=3) as client:
-        client.list_departments()
-        client.list_departments()
-        with pytest.raises(WeComBlockedError) as caught:
-            client.list_departments()
-    assert caught.value.retry_at == clock() + 3600
-    message = str(caught.value)
+    error, clock, _ = _blocked_at_the_third_call(httpserver)
+    assert error.retry_at == clock() + 3600
+    message = str(error)
     assert "limit of 3 calls an hour per corp and API" in message
     assert "blocks this API for the corp for an hour" in message
     assert f"It can run again after {local_time(clock() + 3600)}" in message
