@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test lint typecheck unit ui bench bench-corps browser-deps clean
+.PHONY: venv demo test lint typecheck unit ui bench bench-corps browser-deps postgres-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ browser-deps:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 	fi
 
+## PostgreSQL server binaries for the tests' throwaway clusters (Debian's package; never started here).
+postgres-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
 lint: venv
 	$(BIN)/ruff check wecom_assets wecom_assets_tests benchmarks
 	$(BIN)/ruff format --check wecom_assets wecom_assets_tests benchmarks
@@ -30,7 +37,7 @@ typecheck: venv
 	$(BIN)/mypy
 
 ## The whole suite: lint, types, unit, Dagster, end-to-end CLI and browser tests.
-test: venv browser-deps lint typecheck
+test: venv browser-deps postgres-deps lint typecheck
 	$(BIN)/python -m pytest
 
 demo: venv

@@ -1,4 +1,4 @@
-"""Shared fixtures: a small generated org, running sandboxes, DuckDB, the Dagster UI stack."""
+"""Shared fixtures: a small generated org, sandboxes, DuckDB, PostgreSQL, the Dagster UI stack."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pytest
 from clock_support import ManualClock
+from postgres_server import PostgresServer, start_postgres
 
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.sandbox.server import SandboxConfig, SandboxServer
@@ -74,3 +75,11 @@ def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
 def clock() -> ManualClock:
     """A monotonic clock the test moves by hand (``clock.advance(seconds)``)."""
     return ManualClock()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL cluster for the session; tests take a database of their own."""
+    server = start_postgres()
+    yield server
+    server.stop()
