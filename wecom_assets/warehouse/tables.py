@@ -297,10 +297,6 @@ ORG_CHANGES = TableSpec(
         history_table(DEPARTMENTS).name,
         history_table(DEPARTMENT_PATHS).name,
         RUNS.name,
-        history_table(TAGS).name,
-        history_table(TAG_MEMBERSHIP).name,
-        history_table(TAG_DEPARTMENTS).name,
-        TAG_RUNS.name,
     ),
     view=True,
     description=(
@@ -309,7 +305,9 @@ ORG_CHANGES = TableSpec(
         "Departments: added, removed, moved, renamed, leader_changed. Tags: tag_added, "
         "tag_removed, tag_renamed; a user or department tagged or untagged. Rows present in the "
         "first snapshot of the history (of the tag history, for tag events) produce no "
-        "joined/added/tag_added/tagged event."
+        "joined/added/tag_added/tagged event. Tag events come from the tag history tables, "
+        "which the tag step writes: they are not upstream here, so that a failed tag sync never "
+        "holds back the org's."
     ),
     primary_key=(CORP_ID, "changed_at", "entity", "entity_id", "event", "tag_id"),
     columns=(
