@@ -74,3 +74,31 @@ def visible_tag(
         ],
         "partylist": [d for d in tag.get("partylist") or () if d in department_ids],
     }
+
+
+def evolve_tags(org: dict[str, Any], rng: random.Random) -> dict[str, int]:
+    """Edit ``org``'s tags in place the way admins do between two syncs; returns what changed.
+
+    One member is tagged and one untagged in the first tags that allow it, one tag is renamed
+    and a new one is created with a member, so every tag event has an example.
+    """
+    tags = org.setdefault("tags", [])
+    userids = [user["userid"] for user in org["users"]]
+    changes = {"tagged": 0, "untagged": 0, "renamed_tags": 0, "added_tags": 0}
+    carrying = [tag for tag in tags if tag.get("userlist")]
+    if carrying:
+        tag = carrying[0]
+        tag["userlist"] = tag["userlist"][1:]
+        changes["untagged"] += 1
+    free = [userid for userid in userids if tags and userid not in tags[0].get("userlist", [])]
+    if free:
+        tags[0].setdefault("userlist", []).append(rng.choice(free))
+        changes["tagged"] += 1
+    if len(tags) > 1:
+        tags[1]["tagname"] = f"{tags[1].get('tagname') or ''} (新)"
+        changes["renamed_tags"] += 1
+    next_id = max((tag["tagid"] for tag in tags), default=0) + 1
+    members = rng.sample(userids, min(1, len(userids)))
+    tags.append({"tagid": next_id, "tagname": "周末值班 🌙", "userlist": members, "partylist": []})
+    changes["added_tags"] += 1
+    return changes
