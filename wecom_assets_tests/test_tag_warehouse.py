@@ -9,8 +9,10 @@ from typing import Any
 import duckdb
 import pytest
 from dagster_support import table_rows
+from history_support import load_snapshot
 
-from wecom_assets.warehouse import quality
+from wecom_assets.sandbox.org import generate_org
+from wecom_assets.warehouse import history, quality
 from wecom_assets.warehouse.sync import SyncRejectedError
 from wecom_assets.warehouse.tag_sync import TagSnapshot, tag_snapshot, write_and_publish_tags
 from wecom_assets.wecom.tags import TagDetail
@@ -179,3 +181,13 @@ def test_an_empty_tag_list_makes_empty_tables(tmp_path: Path) -> None:
     snapshot: TagSnapshot = tag_snapshot([], CORP, T0)
     write_and_publish_tags(path, snapshot, lock_timeout=5.0)
     assert table_rows(path, "SELECT count(*) FROM wecom_tags") == {(0,)}
+
+
+def test_the_org_history_folds_in_after_a_tag_sync_made_the_file(warehouse: Path) -> None:
+    org = generate_org(users=20, departments=4, seed=1)
+    with duckdb.connect(str(warehouse)) as conn:
+        load_snapshot(conn, org, T0 + DAY)
+        result = history.apply_snapshot(conn, org["corp_id"])
+    assert result.applied
+    assert table_rows(warehouse, "SELECT count(*) FROM wecom_department_paths") == {(4,)}
+    assert _events(warehouse) == set()
