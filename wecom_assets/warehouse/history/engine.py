@@ -174,7 +174,12 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection, corp_id: str, scope: Scope = 
     if table_exists(conn, DEPARTMENTS.name):
         conn.execute(DEPARTMENT_PATHS_SQL)
     for tracked in (*TRACKED, *TAG_TRACKED):
-        _ensure_table(conn, tracked, corp_id)
+        if tracked in scope.tracked:
+            _ensure_table(conn, tracked, corp_id)
+        else:
+            # Only created or brought to the declared columns: re-hashing another scope's
+            # current versions (every member, for the org) is that scope's sync's work.
+            conform_table(conn, tracked.history, corp_id)
     conform_table(conn, RUNS, corp_id)
     conform_table(conn, TAG_RUNS, corp_id)
     conn.execute(ORG_CHANGES_SQL)
