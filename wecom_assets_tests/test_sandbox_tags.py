@@ -78,3 +78,9 @@ def test_evolving_tags_tags_untags_renames_and_adds(sandbox_org: dict[str, Any])
     assert set(after) - set(before) and len(after) == len(before) + 1
     first = sandbox_org["tags"][0]["tagid"]
     assert after[first]["userlist"] != before[first]["userlist"]
+
+
+def test_a_tagid_that_is_not_ascii_digits_answers_40058(sandbox_org: dict[str, Any]) -> None:
+    engine = SandboxEngine(sandbox_org)
+    for raw in ("²", "-2", "abc", ""):
+        assert _call(engine, sandbox_org, "tag/get", tagid=raw)["errcode"] == 40058

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from wecom_assets.sandbox.index import ApiError, OrgIndex, encode
 INVALID_PARAMETER = 40058
 BAD_BODY = 47001
 LIST_ID_MAX = 10_000
+_TAG_ID = re.compile(r"[0-9]{1,19}")
 
 Handler = Callable[[OrgIndex, Mapping[str, str], bytes], bytes]
 
@@ -143,7 +145,7 @@ def tag_list(index: OrgIndex, query: Mapping[str, str], body: bytes) -> bytes:
 def tag_get(index: OrgIndex, query: Mapping[str, str], body: bytes) -> bytes:
     """``tag/get``: one tag's members and departments inside the visible range."""
     raw = query.get("tagid") or ""
-    if not raw.isdigit():
+    if not _TAG_ID.fullmatch(raw):
         raise ApiError(INVALID_PARAMETER)
     return encode(_ok(**index.visible_tag(int(raw))))
 
