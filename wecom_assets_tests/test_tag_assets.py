@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +140,40 @@ def test_tags_are_partitioned_by_corp_like_the_org(org: dict[str, Any]) -> None:
     assert tag_assets.partitions_def is not None
     assert tag_assets.partitions_def.get_partition_keys() == [org["corp_id"], "wwother"]
     assert tag_assets.op.name == "wecom_tag_sync"
+
+
+def test_each_corps_partition_writes_its_own_tags_and_a_forbidden_corp_fails_alone(
+    tmp_path: Path, start_sandbox: Callable[..., SandboxServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    orgs = [
+        generate_org(users=60, departments=8, seed=31, corp_id="ww_acme"),
+        generate_org(users=40, departments=6, seed=32, corp_id="ww_beta"),
+    ]
+    servers = [
+        start_sandbox(orgs[0]),
+        start_sandbox(orgs[1], SandboxConfig(tags_forbidden=True)),
+    ]
+    corps = []
+    for n, (org, server) in enumerate(zip(orgs, servers, strict=True)):
+        monkeypatch.setenv(f"WECOM_SECRET_{n}", org["corp_secret"])
+        corps.append(Corp(org["corp_id"], f"WECOM_SECRET_{n}", base_url=server.url))
+    settings = resources(orgs[0], "", tmp_path)
+    settings["wecom"] = settings["wecom"].model_copy(
+        update={"corp_id": "", "corp_secret": "", "base_url": ""}
+    )
+    outcomes = [
+        dg.materialize(
+            [build_tag_assets(corps)],
+            partition_key=corp.corp_id,
+            resources=settings,
+            raise_on_error=False,
+        ).success
+        for corp in corps
+    ]
+    assert outcomes == [True, False]
+    assert table_rows(tmp_path / "wecom.duckdb", "SELECT DISTINCT corp_id FROM wecom_tags") == {
+        ("ww_acme",)
+    }
+    assert table_rows(tmp_path / "wecom.duckdb", "SELECT count(*) FROM wecom_tags") == {
+        (len(orgs[0]["tags"]),)
+    }
