@@ -97,7 +97,9 @@ def evolve_tags(org: dict[str, Any], rng: random.Random) -> dict[str, int]:
     if len(tags) > 1:
         tags[1]["tagname"] = f"{tags[1].get('tagname') or ''} (新)"
         changes["renamed_tags"] += 1
-    next_id = max((tag["tagid"] for tag in tags), default=0) + 1
+    # Tag ids are unsigned 32-bit in WeCom: the lowest free one, never beyond.
+    taken = {tag["tagid"] for tag in tags}
+    next_id = next(tag_id for tag_id in range(1, len(taken) + 2) if tag_id not in taken)
     members = rng.sample(userids, min(1, len(userids)))
     tags.append({"tagid": next_id, "tagname": "周末值班 🌙", "userlist": members, "partylist": []})
     changes["added_tags"] += 1
