@@ -379,12 +379,7 @@ ORG_CHANGES = TableSpec(
             _TEXT,
             "`name_path` of `new_department_id` as it was at the change.",
         ),
-        Column(
-            "tag_id",
-            "BIGINT",
-            _BIGINT,
-            "The tag of tag events; NULL for the other events.",
-        ),
+        Column("tag_id", "BIGINT", _BIGINT, "The tag of tag events; NULL for the other events."),
     ),
 )
 
