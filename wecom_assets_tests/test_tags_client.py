@@ -35,11 +35,12 @@ def test_a_sync_makes_one_tag_list_and_one_tag_get_per_tag(
     assert calls["tag/get"] == len(sandbox_org["tags"])
 
 
-def test_names_members_and_departments_are_what_the_org_holds(
-    sandbox_org: dict[str, Any], sandbox: SandboxServer
+@pytest.mark.parametrize("max_concurrency", [1, 4])
+def test_names_members_and_departments_are_what_the_org_holds_in_tag_list_order(
+    sandbox_org: dict[str, Any], sandbox: SandboxServer, max_concurrency: int
 ) -> None:
     with _client(sandbox, sandbox_org) as client:
-        tags = fetch_tags(client)
+        tags = fetch_tags(client, max_concurrency)
     assert tags == [
         TagDetail(tag["tagid"], tag["tagname"], tuple(tag["userlist"]), tuple(tag["partylist"]))
         for tag in sandbox_org["tags"]
@@ -71,7 +72,7 @@ def test_an_app_without_tag_access_fails_saying_what_to_grant(
 ) -> None:
     server = start_sandbox(sandbox_org, SandboxConfig(tags_forbidden=True))
     with _client(server, sandbox_org) as client, pytest.raises(WeComPermissionError) as raised:
-        fetch_tags(client)
+        fetch_tags(client, 4)
     assert raised.value.errcode == 48002
     assert "标签" in str(raised.value)
     assert "admin console" in str(raised.value)
@@ -83,7 +84,7 @@ def test_injected_faults_are_retried_to_the_same_tags(
     faults = FaultConfig(busy_rate=0.2, http_5xx_rate=0.1, bad_json_rate=0.1)
     server = start_sandbox(sandbox_org, SandboxConfig(faults=faults, seed=3))
     with _client(server, sandbox_org) as client:
-        tags = fetch_tags(client)
+        tags = fetch_tags(client, 4)
     assert [tag.tag_id for tag in tags] == [tag["tagid"] for tag in sandbox_org["tags"]]
     assert sum(server.stats()["faults"].values()) > 0
 
@@ -99,6 +100,13 @@ class _Scripted:
         if isinstance(answer, Exception):
             raise answer
         return answer
+
+
+def test_a_failing_tag_get_fails_the_fetch_with_that_error() -> None:
+    busy = WeComApiError("boom", path="tag/get", errcode=60020, errmsg="untrusted ip")
+    scripted = _Scripted({"tag/list": {"taglist": [{"tagid": 1, "tagname": "a"}]}, "tag/get": busy})
+    with pytest.raises(WeComApiError, match="boom"):
+        fetch_tags(scripted, 4)
 
 
 def test_a_tag_deleted_between_list_and_get_is_left_out() -> None:

@@ -87,7 +87,7 @@ def _sync_tags(
     synced_at = datetime.now(UTC)
     try:
         with wecom.get_client(corp) as client:
-            details = fetch_tags(client)
+            details = fetch_tags(client, client.config.max_concurrency)
             api: dict[str, Any] = {**api_metadata(client.stats), **wecom.effective_settings(corp)}
     except WeComError as error:
         raise failure(error, "Fetching tags from WeCom failed") from None
