@@ -32,6 +32,9 @@ from benchmarks.sandbox import ServedSandbox
 ROOT = Path(__file__).resolve().parent.parent
 SELECTION = "*"
 SYNC_STEP = "wecom_org"
+# The tags' own step, which the in-process executor runs after the org's.
+TAG_STEP = "wecom_tag_sync"
+TAG_CALLS = ("tag/list", "tag/get")
 FRESHNESS_STEP = "wecom_freshness_checks"
 # The tables a sync replaces from the API (their metadata has the API and load times) and the
 # tables the harness counts afterwards.
@@ -217,6 +220,8 @@ def materialize(
             "cpu_share_of_run": round(sandbox_cpu / wall, 3),
             "cpu_share_during_fetch": round(used / covered, 3) if covered else None,
         },
+        # A tag sync is 1 tag/list + 1 tag/get per tag, beside the org's calls.
+        "tag_calls": {path: sandbox.stats()["calls"].get(path, 0) for path in TAG_CALLS},
         "retries": sum(log.materializations[name].get("wecom/retries", 0) for name in FETCHED),
         "client_errcodes": _merge_counts(
             log.materializations[name].get("wecom/errcodes", {}) for name in FETCHED
@@ -275,20 +280,23 @@ def timeline(log: EventLog, launched: float, exited: float) -> dict[str, float]:
     - ``cli_start``: Python, Dagster and the code location imported, the run created;
     - ``run_planned``: the run's planned-materialization and planned-check events written;
     - ``run_start_to_step``: resources initialised, log capture started;
-    - ``sync_step``: the one step (fetch, write, publish, its materialization and check events);
+    - ``sync_step``: the org step (fetch, write, publish, its materialization and check events);
+    - ``tag_step``: the tag step (``tag/list``, a ``tag/get`` per tag, write, publish);
     - ``freshness_step``: the freshness checks that ``--select '*'`` also runs;
     - ``run_end``: the run's closing events;
     - ``exit``: from ``RUN_SUCCESS`` to the CLI's exit.
     """
     sync = log.steps[SYNC_STEP]
+    tag_end = log.steps.get(TAG_STEP, {}).get("STEP_SUCCESS", sync["STEP_SUCCESS"])
     freshness = log.steps.get(FRESHNESS_STEP, {})
-    last_step_end = freshness.get("STEP_SUCCESS", sync["STEP_SUCCESS"])
+    last_step_end = freshness.get("STEP_SUCCESS", tag_end)
     marks = [
         ("cli_start", launched),
         ("run_planned", log.first_event),
         ("run_start_to_step", log.run_events["RUN_START"]),
         ("sync_step", sync["STEP_START"]),
-        ("freshness_step", sync["STEP_SUCCESS"]),
+        ("tag_step", sync["STEP_SUCCESS"]),
+        ("freshness_step", tag_end),
         ("run_end", last_step_end),
         ("exit", log.run_events["RUN_SUCCESS"]),
     ]

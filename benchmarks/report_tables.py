@@ -19,6 +19,7 @@ PHASES = (
     ("run_planned", "run planned"),
     ("run_start_to_step", "resources, log capture"),
     ("sync_step", "the step"),
+    ("tag_step", "tag step"),
     ("freshness_step", "freshness-check step"),
     ("run_end", "run end"),
     ("exit", "exit"),
@@ -56,8 +57,8 @@ def results_table(sizes: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| org | sync | materialize `--select '*'` (wall) | sequential fetch | speedup | API "
         "| copy + DuckDB load + history + rename | Dagster | calls (dept/list + user/list, "
-        "gettoken) | retries / 45009 | peak RSS, CLI process |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "gettoken) | tag calls (tag/list + tag/get) | retries / 45009 | peak RSS, CLI process |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result, kind, run in runs(sizes):
         org, step, served = result["org"], run["step"], run["sandbox"]
@@ -75,10 +76,18 @@ def results_table(sizes: list[dict[str, Any]]) -> list[str]:
             f"| {s(run['wall_seconds'] - work_seconds(run))} s "
             f"| {served['calls'].get('department/list', 0)} + "
             f"{served['calls'].get('user/list', 0):,}, {served['gettoken']} "
+            f"| {_tag_calls(served['calls'])} "
             f"| {run['retries']} / {served['errcodes'].get('45009', 0)} "
             f"| {run['processes']['cli']['peak_rss_mb']:.0f} MB |"
         )
     return lines
+
+
+def _tag_calls(calls: dict[str, int]) -> str:
+    """``tag/list + tag/get`` calls, or "-" for a run measured before the tag step existed."""
+    if "tag/list" not in calls:
+        return "-"
+    return f"{calls['tag/list']} + {calls.get('tag/get', 0)}"
 
 
 def phases_table(sizes: list[dict[str, Any]]) -> list[str]:
@@ -88,7 +97,8 @@ def phases_table(sizes: list[dict[str, Any]]) -> list[str]:
         "|---|" + "---|" * (len(PHASES) + 1),
     ]
     for result, kind, run in runs(sizes):
-        cells = [f"{s(run['phases'][key])} s" for key, _ in PHASES]
+        # Runs measured before the tag step existed have no tag phase.
+        cells = [f"{s(run['phases'][key])} s" if key in run["phases"] else "-" for key, _ in PHASES]
         lines.append(
             f"| {result['size']['label']} {kind} | "
             + " | ".join(cells)

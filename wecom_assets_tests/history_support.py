@@ -15,9 +15,16 @@ import duckdb
 
 from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import visible_view
-from wecom_assets.warehouse import publish, snapshots
-from wecom_assets.warehouse.tables import DEPARTMENTS, USERS
+from wecom_assets.warehouse import history, publish, snapshots, tag_sync
+from wecom_assets.warehouse.tables import (
+    DEPARTMENTS,
+    TAG_DEPARTMENTS,
+    TAG_MEMBERSHIP,
+    TAGS,
+    USERS,
+)
 from wecom_assets.wecom.models import Department, User
+from wecom_assets.wecom.tags import TagDetail
 
 
 def load_snapshot(
@@ -83,3 +90,17 @@ def expected_intervals(
             open_versions.setdefault(key, (row, index))
     result.update((key, start, None) for key, (_, start) in open_versions.items())
     return result
+
+
+def load_tags(
+    conn: duckdb.DuckDBPyConnection, corp_id: str, details: Sequence[TagDetail], at: datetime
+) -> None:
+    """Replace a corp's three tag tables with ``details`` and fold them into the tag history."""
+    snapshot = tag_sync.tag_snapshot(details, corp_id, at)
+    for spec, table in (
+        (TAGS, snapshot.tags),
+        (TAG_MEMBERSHIP, snapshot.membership),
+        (TAG_DEPARTMENTS, snapshot.departments),
+    ):
+        publish.replace_table(conn, spec, table, corp_id=corp_id, max_shrink_fraction=None)
+    history.apply_snapshot(conn, corp_id, scope=history.TAG)

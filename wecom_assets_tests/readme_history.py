@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from history_support import load_snapshot, plain_users
+from history_support import load_snapshot, load_tags, plain_users
 
 from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.warehouse import history
 from wecom_assets.wecom.models import Department, User
+from wecom_assets.wecom.tags import TagDetail
 
 RESEARCH, PRODUCT, OPERATIONS = 990_001, 990_002, 990_003
+ON_DUTY, INTERVIEWERS, TEMPORARY, NEW_TAG = 2, 40, 7, 99
 SYNCS = range(5)
 A_WEEK_AGO, TODAY = 2, 4
 
@@ -41,6 +43,12 @@ class History:
     orgs: list[dict[str, Any]] = field(default_factory=list)
     user_changes: list[tuple[int, str, str]] = field(default_factory=list)
     department_changes: list[tuple[int, str, int]] = field(default_factory=list)
+    tags: list[list[TagDetail]] = field(default_factory=list)
+    tag_changes: list[tuple[int, str, str, str, str]] = field(default_factory=list)
+
+    def tag_events(self, sync: int) -> list[tuple[str, str, str, str]]:
+        """``(event, entity, entity_id, tag name)`` of every tag change the sync first saw."""
+        return [change[1:] for change in self.tag_changes if change[0] == sync]
 
     def changes(self, event: str) -> list[tuple[int, str]]:
         """``(sync, userid)`` of every user change of this kind."""
@@ -76,6 +84,60 @@ class History:
             row = conn.execute("SELECT $t::DATE", {"t": self.times[sync]}).fetchone()
         assert row is not None
         return row[0]
+
+
+@dataclass
+class _Tags:
+    """The corp's tags, edited between syncs, each edit recorded as the event it must produce."""
+
+    history: History
+    names: dict[int, str] = field(default_factory=dict)
+    members: dict[int, list[str]] = field(default_factory=dict)
+    departments: dict[int, list[int]] = field(default_factory=dict)
+    sync: int = 0
+
+    def add(self, tag_id: int, name: str, members: list[str], departments: list[int]) -> None:
+        self.names[tag_id], self.members[tag_id] = name, list(members)
+        self.departments[tag_id] = list(departments)
+        if self.sync:
+            self._record("tag_added", "tag", str(tag_id), name)
+            for userid in members:
+                self._record("tagged", "user", userid, name)
+            for department in departments:
+                self._record("tagged", "department", str(department), name)
+
+    def tag(self, tag_id: int, userid: str) -> None:
+        self.members[tag_id].append(userid)
+        self._record("tagged", "user", userid, self.names[tag_id])
+
+    def untag(self, tag_id: int, userid: str) -> None:
+        self.members[tag_id].remove(userid)
+        self._record("untagged", "user", userid, self.names[tag_id])
+
+    def tag_department(self, tag_id: int, department: int) -> None:
+        self.departments[tag_id].append(department)
+        self._record("tagged", "department", str(department), self.names[tag_id])
+
+    def rename(self, tag_id: int, name: str) -> None:
+        self._record("tag_renamed", "tag", str(tag_id), name)
+        self.names[tag_id] = name
+
+    def remove(self, tag_id: int) -> None:
+        name = self.names.pop(tag_id)
+        self._record("tag_removed", "tag", str(tag_id), name)
+        for userid in self.members.pop(tag_id):
+            self._record("untagged", "user", userid, name)
+        for department in self.departments.pop(tag_id):
+            self._record("untagged", "department", str(department), name)
+
+    def details(self) -> list[TagDetail]:
+        return [
+            TagDetail(tag_id, name, tuple(self.members[tag_id]), tuple(self.departments[tag_id]))
+            for tag_id, name in self.names.items()
+        ]
+
+    def _record(self, event: str, entity: str, entity_id: str, name: str) -> None:
+        self.history.tag_changes.append((self.sync, event, entity, entity_id, name))
 
 
 @dataclass
@@ -139,9 +201,11 @@ def five_syncs(database: Path) -> History:
         org.move(userid, RESEARCH)
     synced = History(database, times)
     edit = _Recorder(org, synced)
+    tags = _Tags(synced)
     with duckdb.connect(str(database)) as conn:
         for sync, at in enumerate(times):
-            edit.sync = sync
+            edit.sync = tags.sync = sync
+            _edit_tags(tags, sync, movers, plain)
             if sync == 1:
                 edit.join("early.hire", "老同事", RESEARCH)
                 edit.leave(leavers[0])
@@ -168,4 +232,27 @@ def five_syncs(database: Path) -> History:
             synced.orgs.append(org.snapshot())
             load_snapshot(conn, synced.orgs[-1], at)
             history.apply_snapshot(conn, org.data["corp_id"])
+            synced.tags.append(tags.details())
+            load_tags(conn, org.data["corp_id"], synced.tags[-1], at)
     return synced
+
+
+def _edit_tags(tags: _Tags, sync: int, movers: list[str], plain: list[str]) -> None:
+    """Tag edits inside and outside the examples' windows; members are in 研发 or have left it."""
+    if sync == 0:
+        tags.add(ON_DUTY, "值班", [movers[0]], [])
+        tags.add(INTERVIEWERS, "面试官", [movers[1], plain[7]], [])
+        tags.add(TEMPORARY, "临时", [], [])
+    elif sync == 1:
+        tags.tag(ON_DUTY, "early.hire")
+    elif sync == 2:
+        tags.tag(ON_DUTY, movers[2])
+    elif sync == 3:
+        tags.tag(ON_DUTY, "new.hire.2")
+        tags.untag(ON_DUTY, movers[2])
+        tags.rename(TEMPORARY, "临时 🚧")
+    elif sync == 4:
+        tags.tag(ON_DUTY, movers[3])
+        tags.tag_department(ON_DUTY, RESEARCH)
+        tags.remove(INTERVIEWERS)
+        tags.add(NEW_TAG, "新标签", [plain[7]], [])

@@ -162,8 +162,43 @@ def _changes_per_sync(h: History, rows: Rows) -> None:
     events = Counter(
         [(h.times[sync], "user", event) for sync, event, _ in h.user_changes]
         + [(h.times[sync], "department", event) for sync, event, _ in h.department_changes]
+        + [(h.times[sync], entity, event) for sync, event, entity, _, _ in h.tag_changes]
     )
     assert rows == sorted((*event, count) for event, count in events.items())
+
+
+def _tagged_on_duty_in_research(h: History, rows: Rows) -> None:
+    on_duty = next(tag for tag in h.tags[TODAY] if tag.tag_name == "值班")
+    paths, users = h.paths(TODAY), h.users(TODAY)
+    expected = [
+        (userid, users[userid].name)
+        for userid in sorted(on_duty.userids)
+        if userid in users and any(paths[d][1:2] == ["研发中心"] for d in users[userid].departments)
+    ]
+    assert len(expected) == 2
+    assert rows == expected
+
+
+def _tagged_on_duty_in_the_last_7_days(h: History, rows: Rows) -> None:
+    a_week_ago = datetime.now(UTC) - timedelta(days=7)
+    expected = [
+        (h.times[sync], entity_id)
+        for sync, event, entity, entity_id, name in h.tag_changes
+        if (event, entity, name) == ("tagged", "user", "值班") and h.times[sync] >= a_week_ago
+    ]
+    assert len(expected) == 2
+    assert rows == sorted(expected)
+
+
+def _tag_changes_in_the_last_30_days(h: History, rows: Rows) -> None:
+    expected = [
+        (h.times[sync], event, entity, entity_id, name)
+        for sync, event, entity, entity_id, name in h.tag_changes
+        if _within_30_days(h.times[sync])
+    ]
+    kinds = {"tag_added", "tag_removed", "tag_renamed", "tagged", "untagged"}
+    assert {row[1] for row in expected} == kinds
+    assert rows == sorted(expected)
 
 
 def _departments_changed_in_the_last_30_days(h: History, rows: Rows) -> None:
@@ -221,6 +256,9 @@ ANSWERS: dict[str, Callable[[History, Rows], None]] = {
     "Headcount per top-level department over time": _headcount_over_time,
     "The org as of a date": _org_as_of_a_date,
     "What changed at each sync": _changes_per_sync,
+    "Who is tagged 值班 in 研发": _tagged_on_duty_in_research,
+    "Who was tagged 值班 in the last 7 days": _tagged_on_duty_in_the_last_7_days,
+    "What happened to the tags in the last 30 days": _tag_changes_in_the_last_30_days,
     "Departments renamed, moved or given new leaders in the last 30 days": (
         _departments_changed_in_the_last_30_days
     ),

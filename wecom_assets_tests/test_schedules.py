@@ -13,12 +13,13 @@ from wecom_assets.definitions import defs
 from wecom_assets.defs.checks import build_freshness_checks
 from wecom_assets.defs.definitions import build_defs
 from wecom_assets.defs.schedules import nightly_schedule
-from wecom_assets.warehouse.tables import HISTORY_TABLES
+from wecom_assets.warehouse.tables import HISTORY_TABLES, TAG_HISTORY_TABLES, TAG_TABLES
 from wecom_assets.warehouse.tables import VIEWS as HISTORY_VIEWS
 from wecom_assets.wecom.corps import Corp
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 WECOM_KEYS = [dg.AssetKey(n) for n in ("wecom_departments", "wecom_users", "dept_membership")]
+TAG_KEYS = [dg.AssetKey(spec.name) for spec in TAG_TABLES]
 
 
 def test_nightly_schedule_runs_wecom_sync_at_two_in_shanghai() -> None:
@@ -56,8 +57,9 @@ def test_with_many_corps_the_nightly_schedule_starts_one_run_per_corp() -> None:
 def test_wecom_sync_holds_the_tables_the_history_and_their_checks_but_not_freshness() -> None:
     job = defs.resolve_job_def("wecom_sync")
     graph = job.asset_layer.asset_graph
-    history_keys = [dg.AssetKey(spec.name) for spec in (*HISTORY_TABLES, *HISTORY_VIEWS)]
-    assert set(graph.executable_asset_keys) == {*WECOM_KEYS, *history_keys}
+    history_specs = (*HISTORY_TABLES, *HISTORY_VIEWS, *TAG_HISTORY_TABLES)
+    history_keys = [dg.AssetKey(spec.name) for spec in history_specs]
+    assert set(graph.executable_asset_keys) == {*WECOM_KEYS, *TAG_KEYS, *history_keys}
     assert {key.name for key in graph.asset_check_keys} == {
         "unique_department_ids",
         "department_tree_is_sound",
@@ -66,12 +68,16 @@ def test_wecom_sync_holds_the_tables_the_history_and_their_checks_but_not_freshn
         "membership_references_exist",
         "one_main_department_per_user",
         "history_is_consistent",
+        "unique_tag_ids",
+        "references_existing_tags",
+        "tagged_users_exist",
+        "tagged_departments_exist",
     }
 
 
 def test_every_asset_has_a_26_hour_freshness_policy() -> None:
     graph = defs.resolve_asset_graph()
-    for key in WECOM_KEYS:
+    for key in (*WECOM_KEYS, *TAG_KEYS):
         policy = graph.get(key).freshness_policy
         assert isinstance(policy, TimeWindowFreshnessPolicy)
         assert policy.fail_window.to_timedelta() == timedelta(hours=26)
@@ -79,7 +85,7 @@ def test_every_asset_has_a_26_hour_freshness_policy() -> None:
 
 def test_every_asset_writes_through_the_duckdb_pool() -> None:
     graph = defs.resolve_asset_graph()
-    for key in WECOM_KEYS:
+    for key in (*WECOM_KEYS, *TAG_KEYS):
         assert graph.get(key).pools == {"wecom_duckdb"}
 
 
@@ -97,7 +103,7 @@ def _run_freshness(instance: dg.DagsterInstance, max_age_hours: float) -> dict[s
 
 
 def _report_materializations(instance: dg.DagsterInstance) -> None:
-    for key in WECOM_KEYS:
+    for key in (*WECOM_KEYS, *TAG_KEYS):
         instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=key))
 
 
@@ -107,6 +113,9 @@ def test_freshness_check_fails_for_tables_never_materialized() -> None:
             "wecom_departments": False,
             "wecom_users": False,
             "dept_membership": False,
+            "wecom_tags": False,
+            "tag_membership": False,
+            "tag_departments": False,
         }
 
 

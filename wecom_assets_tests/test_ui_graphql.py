@@ -12,7 +12,7 @@ from ui_support import LOCATION, REPOSITORY, STARTED_STACKS, UiStack
 from warehouse_oracle import assert_warehouse_holds
 
 from wecom_assets.defs.settings import OWNERS
-from wecom_assets.warehouse.tables import USERS
+from wecom_assets.warehouse.tables import TAGS, USERS
 
 pytestmark = [
     pytest.mark.e2e,
@@ -119,6 +119,22 @@ def test_users_materialization_shows_row_count_schema_table_and_api_calls(
         for owner in asset["definition"]["owners"]
     ]
     assert owners == OWNERS
+
+
+def test_tags_materialization_shows_row_count_schema_and_the_tag_calls(
+    ui_stack: UiStack,
+    sync_run: tuple[str, str],
+) -> None:
+    run_id, _ = sync_run
+    data, _ = ui_stack.graphql(ASSET_QUERY, path=["wecom_tags"])
+    (materialization,) = data["assetOrError"]["assetMaterializations"]
+    assert materialization["runId"] == run_id
+    entries = {entry["label"]: entry for entry in materialization["metadataEntries"]}
+    assert entries["dagster/row_count"]["intValue"] == len(ui_stack.org["tags"])
+    assert entries["wecom/api_calls"]["intValue"] == 1 + len(ui_stack.org["tags"])
+    assert entries["dagster/table_name"]["text"] == "main.wecom_tags"
+    columns = entries["dagster/column_schema"]["schema"]["columns"]
+    assert [c["name"] for c in columns] == list(TAGS.column_names)
 
 
 def test_resource_config_shows_env_var_names_for_the_credentials(

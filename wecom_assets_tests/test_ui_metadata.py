@@ -15,9 +15,9 @@ from wecom_assets.definitions import defs
 from wecom_assets.defs.assets import build_org_assets
 from wecom_assets.defs.settings import OWNERS, TAGS
 from wecom_assets.sandbox.server import SandboxServer
-from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, USERS
+from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, TAG_TABLES, USERS
 
-WECOM_TABLES = {spec.name: spec for spec in (DEPARTMENTS, USERS, MEMBERSHIP)}
+WECOM_TABLES = {spec.name: spec for spec in (DEPARTMENTS, USERS, MEMBERSHIP, *TAG_TABLES)}
 
 
 def _fields(config_type: ConfigType, path: str) -> Iterator[tuple[str, str | None]]:
@@ -53,6 +53,7 @@ def test_every_resource_config_field_has_a_description() -> None:
 def test_every_run_config_field_of_assets_and_checks_has_a_description() -> None:
     fields = dict(_op_fields())
     assert "ops.wecom_org.max_shrink_fraction" in fields
+    assert "ops.wecom_tag_sync.max_shrink_fraction" in fields
     assert "ops.wecom_freshness_checks.max_age_hours" in fields
     assert [path for path, description in fields.items() if not (description or "").strip()] == []
 
@@ -74,6 +75,12 @@ def test_column_schema_lists_every_column_with_its_type_and_a_description(name: 
         (c.name, c.sql_type) for c in WECOM_TABLES[name].columns
     ]
     assert all(column.description for column in schema.columns)
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in TAG_TABLES])
+def test_tag_tables_are_marked_as_fetched_from_wecom(name: str) -> None:
+    spec = defs.resolve_assets_def(name).specs_by_key[dg.AssetKey(name)]
+    assert set(spec.kinds) == {"wecom", "duckdb"}
 
 
 def test_membership_column_lineage_points_at_columns_of_wecom_users() -> None:

@@ -36,6 +36,8 @@ from wecom_assets.warehouse.tables import (
     MEMBERSHIP,
     ORG_CHANGES,
     RUNS,
+    TAG_HISTORY_TABLES,
+    TAG_TABLES,
     TRACKED,
     USERS,
 )
@@ -72,9 +74,9 @@ class SyncConfig(dg.Config):
 
 
 def _kinds(spec: TableSpec) -> set[str]:
-    if spec in (DEPARTMENTS, USERS):
+    if spec in (DEPARTMENTS, USERS, *TAG_TABLES):
         return {"wecom", "duckdb"}
-    if spec.name in _HISTORY_NAMES:
+    if spec.name in _HISTORY_NAMES or spec in TAG_HISTORY_TABLES:
         return {"duckdb", "view" if spec.view else "table"}
     return {"duckdb"}
 

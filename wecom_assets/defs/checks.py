@@ -17,15 +17,21 @@ from pydantic import Field
 from wecom_assets.defs.layout import Layout
 from wecom_assets.warehouse.history import HISTORY_CHECK
 from wecom_assets.warehouse.quality import CheckOutcome, rule_description, rule_name
-from wecom_assets.warehouse.schema import TableSpec
-from wecom_assets.warehouse.tables import ORG_TABLES, TRACKED
+from wecom_assets.warehouse.schema import TableSpec, Tracked
+from wecom_assets.warehouse.tables import ORG_TABLES, TAG_TABLES, TRACKED
 
 DEFAULT_FRESHNESS_HOURS = 26.0
 FRESHNESS_CHECK_NAME = "fresh_within_window"
 
 
-def history_check_specs(layout: Layout) -> list[dg.AssetCheckSpec]:
-    """The consistency check of every history table, run before the history is published."""
+# The tables whose last sync the freshness check watches: the org's and the tags'.
+FRESH_TABLES: tuple[TableSpec, ...] = (*ORG_TABLES, *TAG_TABLES)
+
+
+def history_check_specs(
+    layout: Layout, tracked_tables: Sequence[Tracked] = TRACKED
+) -> list[dg.AssetCheckSpec]:
+    """The consistency check of each history table, run before the history is published."""
     return [
         dg.AssetCheckSpec(
             HISTORY_CHECK,
@@ -35,7 +41,7 @@ def history_check_specs(layout: Layout) -> list[dg.AssetCheckSpec]:
                 f"current versions equal {tracked.source.name} row for row."
             ),
         )
-        for tracked in TRACKED
+        for tracked in tracked_tables
     ]
 
 
@@ -86,7 +92,7 @@ class FreshnessConfig(dg.Config):
 def freshness_check_keys(layout: Layout) -> tuple[dg.AssetCheckKey, ...]:
     """The freshness check of each WeCom table: what the freshness job runs and the sync leaves out."""
     return tuple(
-        dg.AssetCheckKey(layout.key(spec.name), FRESHNESS_CHECK_NAME) for spec in ORG_TABLES
+        dg.AssetCheckKey(layout.key(spec.name), FRESHNESS_CHECK_NAME) for spec in FRESH_TABLES
     )
 
 
@@ -100,7 +106,7 @@ def build_freshness_checks(
     the description, while the other corps keep the check from hiding which one it was. Its op
     is named ``wecom_freshness_checks`` with the layout's prefix.
     """
-    asset_keys = [layout.key(spec.name) for spec in ORG_TABLES]
+    asset_keys = [layout.key(spec.name) for spec in FRESH_TABLES]
 
     @dg.multi_asset_check(
         specs=[

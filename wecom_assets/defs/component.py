@@ -135,9 +135,10 @@ def _holds_settings(kind: Any) -> bool:
 
 @dg.scaffold_with(WeComSyncScaffolder)
 class WeComSync(dg.Component, dg.Resolvable, dg.Model):
-    """Sync a WeCom (企业微信) org chart into DuckDB: departments, users, memberships and history.
+    """Sync a WeCom (企业微信) org chart into DuckDB: departments, users, memberships, tags, history.
 
-    One step fetches the org through the contact API and publishes every table at once, with
+    One step fetches the org through the contact API and publishes every table at once, a second
+    step does the same for the tags (标签) so that a failure there never holds the org back, with
     data-quality checks, a freshness check per table, a nightly schedule (one run per corp when
     corps are listed, each corp a partition) and an optional alert sensor that posts to a WeCom
     group. Secrets are given by the names of their environment variables. With no attributes it

@@ -28,6 +28,7 @@ from wecom_assets.defs.settings import (
     alerts_default_status,
     optional_secret,
 )
+from wecom_assets.defs.tag_assets import build_tag_assets
 from wecom_assets.wecom.corps import Corp
 
 CORP_ID_ENV = "WECOM_CORP_ID"
@@ -87,7 +88,7 @@ def build_defs(
         else {"corp_id": dg.EnvVar(env.corp_id), "corp_secret": dg.EnvVar(env.corp_secret)}
     )
     return dg.Definitions(
-        assets=[build_org_assets(corps, layout)],
+        assets=[build_org_assets(corps, layout), build_tag_assets(corps, layout)],
         asset_checks=[build_freshness_checks(corp_ids, layout)],
         jobs=[sync, freshness],
         schedules=[nightly_schedule(corp_ids, layout, sync), freshness_schedule(layout, freshness)],

@@ -17,6 +17,7 @@ import dagster as dg
 from wecom_assets.defs.assets import OUTPUTS
 from wecom_assets.defs.checks import FreshnessConfig, freshness_check_keys
 from wecom_assets.defs.layout import Layout
+from wecom_assets.defs.tag_assets import TAG_OUTPUTS
 
 if TYPE_CHECKING:
     # What `dg.define_asset_job` returns; Dagster does not export its name.
@@ -34,14 +35,18 @@ EXECUTOR = dg.in_process_executor
 def sync_job(layout: Layout) -> UnresolvedAssetJobDefinition:
     """The sync: every WeCom asset and its data-quality checks, not the freshness checks.
 
+    The org and the tags are two steps with no dependency between them: the in-process
+    executor runs both, and a failed tag step leaves the org's published tables as they are.
     Selected by key rather than by group, so a project that puts other assets in the same group
     does not sync them with WeCom's.
     """
-    assets = dg.AssetSelection.assets(*(layout.key(spec.name) for spec in OUTPUTS))
+    assets = dg.AssetSelection.assets(*(layout.key(spec.name) for spec in (*OUTPUTS, *TAG_OUTPUTS)))
     return dg.define_asset_job(
         name=layout.name("wecom_sync"),
         selection=assets - dg.AssetSelection.checks(*freshness_check_keys(layout)),
-        description="Fetch the org from WeCom and replace the three tables, with their checks.",
+        description=(
+            "Fetch the org and the tags from WeCom and replace their tables, with their checks."
+        ),
         executor_def=EXECUTOR,
     )
 

@@ -2,7 +2,7 @@
 
 The demo generates an org, serves it with the sandbox and syncs it twice through the real
 ``dg launch`` CLI into ``data/demo.duckdb``, changing the org in between (joins, leaves, moves,
-renames) so the history has something to show; then it prints a few analyst queries and stops the
+renames, tags) so the history has something to show; then it prints a few analyst queries and stops the
 sandbox. ``--ui`` instead starts the Dagster UI (``dg dev``) wired to the sandbox until
 Ctrl-C. Both use a persistent, git-ignored ``.dagster_home`` holding this repository's
 ``dagster.yaml``.
@@ -26,6 +26,7 @@ from wecom_assets.dev.dev_ui import DEFAULT_PORT, DevServer, free_port, port_is_
 from wecom_assets.sandbox.evolve import OrgEditor, evolve_org
 from wecom_assets.sandbox.org import generate_org, save_org
 from wecom_assets.sandbox.process import SandboxProcess, serve_in_subprocess
+from wecom_assets.sandbox.tags import evolve_tags
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data"
@@ -54,6 +55,12 @@ EXAMPLE_QUERIES: dict[str, str] = {
     """,
     "People in more than one department": """
         SELECT count(*) AS users FROM wecom_users WHERE len(departments) > 1
+    """,
+    "Members per tag (wecom_tags, tag_membership)": """
+        SELECT t.tag_id, t.tag_name, count(m.userid) AS members
+        FROM wecom_tags AS t
+        LEFT JOIN tag_membership AS m ON m.corp_id = t.corp_id AND m.tag_id = t.tag_id
+        GROUP BY t.tag_id, t.tag_name ORDER BY t.tag_id
     """,
     "What changed between the two syncs (wecom_org_changes)": """
         SELECT entity, event, count(*) AS events, any_value(entity_id) AS example
@@ -130,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         sync(env, sandbox, "first sync")
         editor = OrgEditor(org)
         changes = evolve_org(editor, random.Random(7), scale=max(1, args.users // 100))
+        changes.update(evolve_tags(editor.data, random.Random(7)))
         sandbox.replace_org(editor.snapshot())
         _log(f"changed the org in the sandbox: {changes}")
         sync(env, sandbox, "second sync")

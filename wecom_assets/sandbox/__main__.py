@@ -144,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     behaviour.add_argument(
+        "--tags-forbidden",
+        action="store_true",
+        help="answer as to an app without access to tags: tag/list and tag/get say 48002",
+    )
+    behaviour.add_argument(
         "--token-ttl", type=int, default=7200, metavar="S", help="token life, s (7200)"
     )
     behaviour.add_argument(
@@ -249,6 +254,7 @@ def serve_config(args: argparse.Namespace) -> SandboxConfig:
         ip_rate_limit_per_hour=args.ip_rate_limit_per_hour,
         rate_limit_blocks=args.rate_limit_blocks,
         new_app=args.new_app,
+        tags_forbidden=args.tags_forbidden,
         token_ttl=args.token_ttl,
         invalidate_every=args.invalidate_every,
         visible_department_ids=args.visible,

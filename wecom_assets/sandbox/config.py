@@ -66,6 +66,8 @@ class SandboxConfig:
         new_app: The app was created after 2022-06-20: ``user/list`` and ``user/get`` leave out
             avatar, thumb_avatar, mobile, email, biz_mail, qr_code and address and answer
             gender ``"0"`` (see :func:`~wecom_assets.sandbox.org.as_new_app_sees`).
+        tags_forbidden: The app has no access to tags: ``tag/list`` and ``tag/get`` answer
+            48002 "api forbidden", as WeCom does.
         token_ttl: Seconds a token lives (``expires_in``).
         invalidate_every: Invalidate the current token after this many API calls made with it,
             as WeCom sometimes does early; later calls with it get 40014.
@@ -88,6 +90,7 @@ class SandboxConfig:
     ip_rate_limit_per_hour: int | None = None
     rate_limit_blocks: bool = False
     new_app: bool = False
+    tags_forbidden: bool = False
     token_ttl: int = 7200
     invalidate_every: int | None = None
     visible_department_ids: list[int] | None = None
@@ -171,6 +174,7 @@ def validate(config: SandboxConfig) -> None:
         ("gettoken_faults", config.faults.gettoken_faults),
         ("rate_limit_blocks", config.rate_limit_blocks),
         ("new_app", config.new_app),
+        ("tags_forbidden", config.tags_forbidden),
     ):
         if not isinstance(flag, bool):
             raise ValueError(f"{name} must be true or false")

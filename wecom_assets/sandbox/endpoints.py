@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from wecom_assets.sandbox.index import ApiError, OrgIndex, encode
 INVALID_PARAMETER = 40058
 BAD_BODY = 47001
 LIST_ID_MAX = 10_000
+_TAG_ID = re.compile(r"[0-9]{1,19}")
 
 Handler = Callable[[OrgIndex, Mapping[str, str], bytes], bytes]
 
@@ -134,6 +136,20 @@ def user_list_id(index: OrgIndex, query: Mapping[str, str], body: bytes) -> byte
     return encode(_ok(next_cursor=next_cursor, dept_user=chunk))
 
 
+def tag_list(index: OrgIndex, query: Mapping[str, str], body: bytes) -> bytes:
+    """``tag/list``: every tag of the corp, whatever the visible range."""
+    rows = [{"tagid": tag["tagid"], "tagname": tag.get("tagname")} for tag in index.tags]
+    return encode(_ok(taglist=rows))
+
+
+def tag_get(index: OrgIndex, query: Mapping[str, str], body: bytes) -> bytes:
+    """``tag/get``: one tag's members and departments inside the visible range."""
+    raw = query.get("tagid") or ""
+    if not _TAG_ID.fullmatch(raw):
+        raise ApiError(INVALID_PARAMETER)
+    return encode(_ok(**index.visible_tag(int(raw))))
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """An API path: the HTTP method WeCom requires and the handler."""
@@ -150,4 +166,8 @@ ENDPOINTS: dict[str, Endpoint] = {
     "user/list": Endpoint("GET", user_list),
     "user/simplelist": Endpoint("GET", user_simplelist),
     "user/list_id": Endpoint("POST", user_list_id),
+    "tag/list": Endpoint("GET", tag_list),
+    "tag/get": Endpoint("GET", tag_get),
 }
+# What an app without access to tags is refused (see ``SandboxConfig.tags_forbidden``).
+TAG_PATHS = frozenset({"tag/list", "tag/get"})

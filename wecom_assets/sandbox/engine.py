@@ -28,7 +28,7 @@ from wecom_assets.sandbox.call_quota import (
     Quota,
 )
 from wecom_assets.sandbox.config import SandboxConfig, apply_changes, validate
-from wecom_assets.sandbox.endpoints import ENDPOINTS
+from wecom_assets.sandbox.endpoints import ENDPOINTS, TAG_PATHS
 from wecom_assets.sandbox.faults import FaultInjector
 from wecom_assets.sandbox.index import ApiError, OrgIndex, encode
 from wecom_assets.sandbox.org import check_org
@@ -37,6 +37,8 @@ from wecom_assets.sandbox.webhook import WEBHOOK_PATH, WebhookInbox
 
 JSON_TYPE = "application/json; charset=UTF-8"
 HTML_TYPE = "text/html; charset=UTF-8"
+
+API_FORBIDDEN = 48002
 
 SEND = "send"
 DROP = "drop"
@@ -53,8 +55,10 @@ ERRMSG: dict[int, str] = {
     42001: "access_token expired",
     43002: "require POST method",
     44004: "content is empty",
+    40068: "invalid tagid",
     45009: "api freq out of limit",
     47001: "data format error",
+    48002: "api forbidden",
     60003: "department not found",
     60011: "no privilege to access/modify contact/party/agent",
     60111: "userid not found",
@@ -387,6 +391,8 @@ class SandboxEngine:
             return self._error(errcode, request.client_ip, refused_by)
         if endpoint.method == "POST" and request.method != "POST":
             return self._error(43002, request.client_ip)
+        if config.tags_forbidden and path in TAG_PATHS:
+            return self._error(API_FORBIDDEN, request.client_ip)
         try:
             answer = endpoint.handler(index, request.query, request.body)
         except ApiError as exc:

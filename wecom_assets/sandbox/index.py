@@ -13,11 +13,13 @@ from typing import Any
 
 from wecom_assets.sandbox.bulk import gc_paused
 from wecom_assets.sandbox.org import visible_view
+from wecom_assets.sandbox.tags import tags_of, visible_tag
 
 INVALID_DEPARTMENT = 60123
 DEPARTMENT_NOT_FOUND = 60003
 NOT_VISIBLE = 60011
 USER_NOT_FOUND = 60111
+UNKNOWN_TAG = 40068
 
 _DEPARTMENT_ID = re.compile(r"[0-9]{1,10}")
 _UINT32_MAX = (1 << 32) - 1
@@ -73,6 +75,8 @@ class OrgIndex:
                 self._users.setdefault(user["userid"].lower(), user)
                 for dept_id in user.get("department") or ():
                     self._members.setdefault(dept_id, []).append(user)
+        self.tags: list[dict[str, Any]] = tags_of(org)
+        self._tags = {tag["tagid"]: tag for tag in self.tags}
 
     def cached(self, key: Hashable, build: Callable[[], bytes]) -> bytes:
         """Answer bodies are pure functions of the index; build each one once.
@@ -129,6 +133,17 @@ class OrgIndex:
                 for dept_id in user.get("department") or ()
             ]
         return self._rows
+
+    def visible_tag(self, tag_id: int) -> dict[str, Any]:
+        """A tag's name, visible members and visible departments, as ``tag/get`` answers.
+
+        Raises:
+            ApiError: 40068 when the corp has no such tag.
+        """
+        tag = self._tags.get(tag_id)
+        if tag is None:
+            raise ApiError(UNKNOWN_TAG)
+        return visible_tag(tag, self._users, self._departments)
 
     def user(self, userid: str | None) -> dict[str, Any]:
         """A visible user; userids compare case-insensitively, as in WeCom.

@@ -1,8 +1,9 @@
 """The sandbox's org: generate a realistic one, load and save it, and compute an app's view of it.
 
 An org is a plain JSON-able dict, the same in memory and on disk:
-``{"corp_id", "corp_secret", "departments": [...], "users": [...]}`` where departments and users are
-shaped exactly as ``department/list`` and ``user/list`` return them. Tests compare what the client
+``{"corp_id", "corp_secret", "departments": [...], "users": [...], "tags": [...]}`` where
+departments and users are shaped exactly as ``department/list`` and ``user/list`` return them and
+tags as :mod:`wecom_assets.sandbox.tags` describes (an org without ``tags`` has none). Tests compare what the client
 fetched with :func:`visible_view` of the org, so that function is the single definition of what a
 WeCom app with a given visible range is supposed to see.
 """
@@ -21,6 +22,7 @@ from urllib.parse import quote
 
 from wecom_assets.sandbox import names
 from wecom_assets.sandbox.bulk import gc_paused
+from wecom_assets.sandbox.tags import generate_tags
 
 MAX_USERID_BYTES = 64
 
@@ -119,6 +121,7 @@ def _generate(
         "corp_secret": corp_secret or generated_secret,
         "departments": dept_list,
         "users": user_list,
+        "tags": generate_tags(seed, dept_list, user_list),
     }
 
 

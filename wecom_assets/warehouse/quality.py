@@ -249,3 +249,103 @@ def one_main_department_per_user(
         failed="{count} users have no main membership despite a visible main department, or several.",
         offending=wrong,
     )
+
+
+def unique_tag_ids(conn: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
+    """Tag ids are unique within the snapshot."""
+    duplicates = _column(
+        conn, f"SELECT tag_id FROM {relation} GROUP BY tag_id HAVING count(*) > 1 ORDER BY tag_id"
+    )
+    return _outcome(
+        "unique_tag_ids",
+        blocking=True,
+        ok="Every tag id is unique.",
+        failed="{count} tag ids occur more than once.",
+        offending=duplicates,
+    )
+
+
+def references_existing_tags(
+    conn: duckdb.DuckDBPyConnection, relation: str, *, tags: str
+) -> CheckOutcome:
+    """Every row references a tag of the tags table (written in the same publish)."""
+    dangling = _column(
+        conn,
+        f"""
+        SELECT DISTINCT r.tag_id
+        FROM {relation} AS r
+        LEFT JOIN "{tags}" AS t ON t.corp_id = r.corp_id AND t.tag_id = r.tag_id
+        WHERE t.tag_id IS NULL
+        ORDER BY r.tag_id
+        """,
+    )
+    return _outcome(
+        "references_existing_tags",
+        blocking=True,
+        ok=f"Every row references a tag of {tags}.",
+        failed=f"{{count}} tag ids are missing from {tags}.",
+        offending=dangling,
+    )
+
+
+def tagged_users_exist(
+    conn: duckdb.DuckDBPyConnection, relation: str, *, users: str
+) -> CheckOutcome:
+    """Tagged members are rows of the users table; a warning, as the two can see different ranges.
+
+    Userids are compared as they are: ``tag/get`` answers them in the case ``user/list`` does.
+    """
+    if table_exists(conn, users):
+        missing = _column(
+            conn,
+            f"""
+            SELECT DISTINCT r.userid
+            FROM {relation} AS r
+            LEFT JOIN "{users}" AS u ON u.corp_id = r.corp_id AND u.userid = r.userid
+            WHERE u.userid IS NULL
+            ORDER BY r.userid
+            """,
+        )
+    else:
+        missing = _column(conn, f"SELECT DISTINCT userid FROM {relation} ORDER BY userid")
+    return _outcome(
+        "tagged_users_exist",
+        blocking=False,
+        ok=f"Every tagged member is a row of {users}.",
+        failed=(
+            f"{{count}} tagged members are missing from {users} (outside the range the users "
+            f"were synced with, changed since, or {users} not synced yet)."
+        ),
+        offending=missing,
+    )
+
+
+def tagged_departments_exist(
+    conn: duckdb.DuckDBPyConnection, relation: str, *, departments: str
+) -> CheckOutcome:
+    """Tagged departments are rows of the departments table; a warning, as for members."""
+    if table_exists(conn, departments):
+        missing = _column(
+            conn,
+            f"""
+            SELECT DISTINCT r.department_id
+            FROM {relation} AS r
+            LEFT JOIN "{departments}" AS d ON d.corp_id = r.corp_id AND d.id = r.department_id
+            WHERE d.id IS NULL
+            ORDER BY r.department_id
+            """,
+        )
+    else:
+        missing = _column(
+            conn, f"SELECT DISTINCT department_id FROM {relation} ORDER BY department_id"
+        )
+    return _outcome(
+        "tagged_departments_exist",
+        blocking=False,
+        ok=f"Every tagged department is a row of {departments}.",
+        failed=(
+            f"{{count}} tagged departments are missing from {departments} (changed since, or "
+            f"{departments} not synced yet)."
+        ),
+        offending=missing,
+    )

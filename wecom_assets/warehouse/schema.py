@@ -107,6 +107,20 @@ class TableSpec:
         )
 
 
+CORP_ID_COLUMN = Column(
+    CORP_ID,
+    "VARCHAR",
+    pa.string(),
+    "Corp id (企业ID) the row belongs to; one warehouse can hold many corps.",
+)
+SYNCED_AT_COLUMN = Column(
+    SYNCED_AT,
+    "TIMESTAMPTZ",
+    UTC_TIMESTAMP,
+    "When this snapshot was fetched from WeCom (start of the fetch, UTC).",
+)
+
+
 VALID_FROM = Column(
     "valid_from",
     "TIMESTAMPTZ",

@@ -16,30 +16,20 @@ import pyarrow as pa
 from wecom_assets.warehouse import quality
 from wecom_assets.warehouse.schema import (
     CORP_ID,
-    SYNCED_AT,
+    CORP_ID_COLUMN,
+    SYNCED_AT_COLUMN,
     UTC_TIMESTAMP,
     Column,
     TableSpec,
     Tracked,
     Tracking,
 )
+from wecom_assets.warehouse.tag_tables import tag_runs, tag_tables
 
 _TEXT = pa.string()
 _BIGINT = pa.int64()
-_SYNCED_AT = Column(
-    SYNCED_AT,
-    "TIMESTAMPTZ",
-    UTC_TIMESTAMP,
-    "When this snapshot was fetched from WeCom (start of the fetch, UTC).",
-)
-
-
-_CORP_ID = Column(
-    CORP_ID,
-    "VARCHAR",
-    _TEXT,
-    "Corp id (企业ID) the row belongs to; one warehouse can hold many corps.",
-)
+_SYNCED_AT = SYNCED_AT_COLUMN
+_CORP_ID = CORP_ID_COLUMN
 
 
 def _text(name: str, description: str) -> Column:
@@ -255,6 +245,10 @@ DEPARTMENT_PATHS = TableSpec(
 )
 
 
+TAGS, TAG_MEMBERSHIP, TAG_DEPARTMENTS = tag_tables(users=USERS.name, departments=DEPARTMENTS.name)
+TAG_RUNS = tag_runs(TAGS.name, TAG_MEMBERSHIP.name, TAG_DEPARTMENTS.name)
+
+
 RUNS = TableSpec(
     name="wecom_history_runs",
     description=(
@@ -308,10 +302,14 @@ ORG_CHANGES = TableSpec(
     description=(
         "One row per change event seen between two consecutive syncs, derived from the history "
         "tables. Users: joined, left, status_changed, moved, renamed, leader_changed. "
-        "Departments: added, removed, moved, renamed, leader_changed. Rows present in the first "
-        "snapshot of the history produce no joined/added event."
+        "Departments: added, removed, moved, renamed, leader_changed. Tags: tag_added, "
+        "tag_removed, tag_renamed; a user or department tagged or untagged. Rows present in the "
+        "first snapshot of the history (of the tag history, for tag events) produce no "
+        "joined/added/tag_added/tagged event. Tag events come from the tag history tables, "
+        "which the tag step writes: they are not upstream here, so that a failed tag sync never "
+        "holds back the org's."
     ),
-    primary_key=(CORP_ID, "changed_at", "entity", "entity_id", "event"),
+    primary_key=(CORP_ID, "changed_at", "entity", "entity_id", "event", "tag_id"),
     columns=(
         _CORP_ID,
         Column(
@@ -321,7 +319,12 @@ ORG_CHANGES = TableSpec(
             "Snapshot time of the first sync that saw the change (`valid_from` of the new version, "
             "`valid_to` of the last one for left/removed).",
         ),
-        Column("entity", "VARCHAR", _TEXT, "'user' or 'department'."),
+        Column(
+            "entity",
+            "VARCHAR",
+            _TEXT,
+            "'user', 'department' or 'tag' (tagged/untagged name the user or department).",
+        ),
         Column(
             "event",
             "VARCHAR",
@@ -329,29 +332,40 @@ ORG_CHANGES = TableSpec(
             "joined/added: appeared (again) in the app's view; left/removed: no longer in it; "
             "status_changed: `status` differs; moved: user's main department or set of "
             "departments differs, department's parent differs; renamed: `name` differs; "
-            "leader_changed: departments a user leads, or a department's leaders, differ.",
+            "leader_changed: departments a user leads, or a department's leaders, differ; "
+            "tag_added/tag_removed/tag_renamed: a tag appeared, went or changed its name; "
+            "tagged/untagged: a user or department started or stopped carrying a tag.",
         ),
-        Column("entity_id", "VARCHAR", _TEXT, "Userid, or the department id as text."),
-        Column("name", "VARCHAR", _TEXT, "Name after the change (the last name for left/removed)."),
+        Column("entity_id", "VARCHAR", _TEXT, "Userid, or the department or tag id as text."),
+        Column(
+            "name",
+            "VARCHAR",
+            _TEXT,
+            "Name after the change (the last name for left/removed); the tag's name for "
+            "tagged/untagged.",
+        ),
         Column(
             "old_value",
             "VARCHAR",
             _TEXT,
             "Value before: status, name, sorted department ids, led department ids, sorted "
-            "leaders, or parent id; NULL for joined/added/left/removed.",
+            "leaders, parent id, tag name, or the tag id for untagged; NULL for "
+            "joined/added/left/removed/tag_added/tag_removed/tagged.",
         ),
         Column("new_value", "VARCHAR", _TEXT, "Value after, in the same form as `old_value`."),
         Column(
             "old_department_id",
             "BIGINT",
             _BIGINT,
-            "Users: main department before the change; departments: parent before.",
+            "Users: main department before the change; departments: parent before, or the "
+            "department itself for untagged.",
         ),
         Column(
             "new_department_id",
             "BIGINT",
             _BIGINT,
-            "Users: main department after the change; departments: parent after.",
+            "Users: main department after the change; departments: parent after, or the "
+            "department itself for tagged.",
         ),
         Column(
             "old_department_path",
@@ -365,6 +379,7 @@ ORG_CHANGES = TableSpec(
             _TEXT,
             "`name_path` of `new_department_id` as it was at the change.",
         ),
+        Column("tag_id", "BIGINT", _BIGINT, "The tag of tag events; NULL for the other events."),
     ),
 )
 
@@ -375,3 +390,7 @@ TRACKED: tuple[Tracked, ...] = tuple(
     Tracked.of(spec) for spec in (*ORG_TABLES, DEPARTMENT_PATHS) if spec.tracking is not None
 )
 HISTORY_TABLES: tuple[TableSpec, ...] = (*(t.history for t in TRACKED), RUNS)
+# The tag tables a tag sync replaces, in load order, and their history (a step of its own).
+TAG_TABLES: tuple[TableSpec, ...] = (TAGS, TAG_MEMBERSHIP, TAG_DEPARTMENTS)
+TAG_TRACKED: tuple[Tracked, ...] = tuple(Tracked.of(spec) for spec in TAG_TABLES)
+TAG_HISTORY_TABLES: tuple[TableSpec, ...] = (*(t.history for t in TAG_TRACKED), TAG_RUNS)

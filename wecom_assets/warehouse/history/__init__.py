@@ -7,9 +7,12 @@ engine that folds a snapshot into them (:mod:`.engine`), the SQL of the two view
 
 from wecom_assets.warehouse.history.consistency import HISTORY_CHECK, check_tracked, row_hash_sql
 from wecom_assets.warehouse.history.engine import (
+    ORG,
+    TAG,
     HistoryError,
     HistoryRejectedError,
     HistoryResult,
+    Scope,
     TableChanges,
     apply_snapshot,
     ensure_schema,
@@ -19,9 +22,12 @@ from wecom_assets.warehouse.history.engine import (
 
 __all__ = [
     "HISTORY_CHECK",
+    "ORG",
+    "TAG",
     "HistoryError",
     "HistoryRejectedError",
     "HistoryResult",
+    "Scope",
     "TableChanges",
     "apply_snapshot",
     "check_tracked",

@@ -29,22 +29,55 @@ from wecom_assets.warehouse.connection import (
     quote,
     rollback,
     scalar,
+    table_exists,
 )
 from wecom_assets.warehouse.history.consistency import check_tracked, key_match, row_hash_sql
 from wecom_assets.warehouse.history.views import DEPARTMENT_PATHS_SQL, ORG_CHANGES_SQL
 from wecom_assets.warehouse.publish import conform_table
 from wecom_assets.warehouse.quality import CheckOutcome
-from wecom_assets.warehouse.schema import Tracked
+from wecom_assets.warehouse.schema import TableSpec, Tracked
 from wecom_assets.warehouse.tables import (
     DEPARTMENTS,
     HISTORY_TABLES,
-    MEMBERSHIP,
     ORG_TABLES,
     RUNS,
+    TAG_HISTORY_TABLES,
+    TAG_RUNS,
+    TAG_TABLES,
+    TAG_TRACKED,
+    TAGS,
     TRACKED,
     USERS,
     VIEWS,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Current tables folded into the history together, with the log of their snapshots.
+
+    The org tables and the tag tables are synced by separate steps, so each has its own
+    snapshots: its own snapshot time, runs log and versions.
+
+    Attributes:
+        what: The tables in words, for messages.
+        current: The current tables, which must exist.
+        tracked: Their history tables.
+        runs: The log of applied snapshots.
+        timed: Tables whose latest ``synced_at`` is the snapshot time.
+        counted: Tables whose row counts the log records, in the log's column order.
+    """
+
+    what: str
+    current: tuple[TableSpec, ...]
+    tracked: tuple[Tracked, ...]
+    runs: TableSpec
+    timed: tuple[TableSpec, ...]
+    counted: tuple[TableSpec, ...]
+
+
+ORG = Scope("the three WeCom tables", ORG_TABLES, TRACKED, RUNS, (DEPARTMENTS, USERS), ORG_TABLES)
+TAG = Scope("the three tag tables", TAG_TABLES, TAG_TRACKED, TAG_RUNS, (TAGS,), TAG_TABLES)
 
 
 class HistoryError(Exception):
@@ -99,13 +132,13 @@ class HistoryResult:
 _CORP_CURRENT = "WHERE valid_to IS NULL AND corp_id = $corp_id"
 
 
-def _require_current_tables(conn: duckdb.DuckDBPyConnection) -> None:
+def _require_current_tables(conn: duckdb.DuckDBPyConnection, scope: Scope) -> None:
     existing = existing_tables(conn)
-    missing = [spec.name for spec in ORG_TABLES if spec.name not in existing]
+    missing = [spec.name for spec in scope.current if spec.name not in existing]
     if missing:
         raise HistoryError(
-            f"Cannot update the history: {', '.join(missing)} not loaded yet; materialize the "
-            "three WeCom tables first."
+            f"Cannot update the history: {', '.join(missing)} not loaded yet; materialize "
+            f"{scope.what} first."
         )
 
 
@@ -128,32 +161,43 @@ def _ensure_table(conn: duckdb.DuckDBPyConnection, tracked: Tracked, corp_id: st
     )
 
 
-def ensure_schema(conn: duckdb.DuckDBPyConnection, corp_id: str) -> None:
-    """Create the history tables and (re)create the views; safe to run again.
+def ensure_schema(conn: duckdb.DuckDBPyConnection, corp_id: str, scope: Scope = ORG) -> None:
+    """Create every history table and (re)create the views; safe to run again.
 
-    Tables written before the warehouse held several corps are given ``corp_id``: their rows
-    belong to ``corp_id``, the corp being synced.
+    The change events read the org's and the tags' history alike, so both sets of history
+    tables are created whichever scope is synced. Tables written before the warehouse held
+    several corps are given ``corp_id``: their rows belong to ``corp_id``, the corp being synced.
     """
-    for spec in ORG_TABLES:
+    for spec in scope.current:
         conform_table(conn, spec, corp_id)
-    conn.execute(DEPARTMENT_PATHS_SQL)
-    for tracked in TRACKED:
-        _ensure_table(conn, tracked, corp_id)
+    # The department paths read wecom_departments, which a tag sync before any org sync lacks.
+    if table_exists(conn, DEPARTMENTS.name):
+        conn.execute(DEPARTMENT_PATHS_SQL)
+    for tracked in (*TRACKED, *TAG_TRACKED):
+        if tracked in scope.tracked:
+            _ensure_table(conn, tracked, corp_id)
+        else:
+            # Only created or brought to the declared columns: re-hashing another scope's
+            # current versions (every member, for the org) is that scope's sync's work.
+            conform_table(conn, tracked.history, corp_id)
     conform_table(conn, RUNS, corp_id)
+    conform_table(conn, TAG_RUNS, corp_id)
     conn.execute(ORG_CHANGES_SQL)
 
 
-def snapshot_time(conn: duckdb.DuckDBPyConnection, corp_id: str) -> datetime:
-    """A corp's loaded snapshot's time: the latest ``synced_at`` of its departments and users.
+def snapshot_time(conn: duckdb.DuckDBPyConnection, corp_id: str, scope: Scope = ORG) -> datetime:
+    """A corp's loaded snapshot's time: the latest ``synced_at`` of the scope's fetched tables.
 
     Falls back to now for a corp without rows. Using the fetch time rather than the time the
     history is written keeps ``valid_from`` honest when the history runs late or is retried.
     """
+    latest = ", ".join(
+        f"(SELECT max(synced_at) FROM {quote(spec.name)} WHERE corp_id = $corp_id)"
+        for spec in scope.timed
+    )
     value = scalar(
         conn,
-        f"SELECT greatest("
-        f"(SELECT max(synced_at) FROM {quote(DEPARTMENTS.name)} WHERE corp_id = $corp_id), "
-        f"(SELECT max(synced_at) FROM {quote(USERS.name)} WHERE corp_id = $corp_id))",
+        f"SELECT greatest({latest})" if len(scope.timed) > 1 else f"SELECT {latest}",
         {"corp_id": corp_id},
     )
     if value is None:
@@ -162,10 +206,10 @@ def snapshot_time(conn: duckdb.DuckDBPyConnection, corp_id: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _last_snapshot(conn: duckdb.DuckDBPyConnection, corp_id: str) -> datetime | None:
+def _last_snapshot(conn: duckdb.DuckDBPyConnection, corp_id: str, scope: Scope) -> datetime | None:
     value = scalar(
         conn,
-        f"SELECT max(snapshot_at) FROM {quote(RUNS.name)} WHERE corp_id = $corp_id",
+        f"SELECT max(snapshot_at) FROM {quote(scope.runs.name)} WHERE corp_id = $corp_id",
         {"corp_id": corp_id},
     )
     return value.astimezone(UTC) if isinstance(value, datetime) else None
@@ -215,8 +259,8 @@ def _write(conn: duckdb.DuckDBPyConnection, tracked: Tracked, at: datetime) -> N
     )
 
 
-def _drop_temps(conn: duckdb.DuckDBPyConnection) -> None:
-    for tracked in TRACKED:
+def _drop_temps(conn: duckdb.DuckDBPyConnection, scope: Scope) -> None:
+    for tracked in scope.tracked:
         for what in ("incoming", "opening", "closing"):
             conn.execute(f"DROP TABLE IF EXISTS {_temp(tracked, what)}")
 
@@ -228,20 +272,22 @@ def _literal(text: str) -> str:
 
 def _log_run(
     conn: duckdb.DuckDBPyConnection,
+    scope: Scope,
     corp_id: str,
     at: datetime,
     run_id: str | None,
     tables: list[TableChanges],
 ) -> None:
     changes = {t.table: {"opened": t.opened, "closed": t.closed} for t in tables}
+    counts = "".join(
+        f"(SELECT count(*) FROM {quote(spec.name)} WHERE corp_id = $corp_id), "
+        for spec in scope.counted
+    )
     conn.execute(
         f"""
-        INSERT INTO {quote(RUNS.name)}
-        SELECT $corp_id, $at, $applied_at, $run_id,
-               (SELECT count(*) FROM {quote(DEPARTMENTS.name)} WHERE corp_id = $corp_id),
-               (SELECT count(*) FROM {quote(USERS.name)} WHERE corp_id = $corp_id),
-               (SELECT count(*) FROM {quote(MEMBERSHIP.name)} WHERE corp_id = $corp_id),
-               $opened, $closed, $changes::JSON
+        INSERT INTO {quote(scope.runs.name)}
+        SELECT $corp_id, $at, $applied_at, $run_id, {counts}
+               $opened, $closed, CAST($changes AS JSON)
         """,
         {
             "corp_id": corp_id,
@@ -261,6 +307,7 @@ def apply_snapshot(
     *,
     run_id: str | None = None,
     snapshot_at: datetime | None = None,
+    scope: Scope = ORG,
 ) -> HistoryResult:
     """Fold one corp's loaded current rows into the history, atomically.
 
@@ -271,6 +318,7 @@ def apply_snapshot(
         corp_id: The corp whose snapshot is folded in.
         run_id: Recorded in ``wecom_history_runs`` (the Dagster run id).
         snapshot_at: Time of the snapshot; defaults to :func:`snapshot_time`.
+        scope: Which tables: the org's (default) or the tags'.
 
     Returns:
         Versions opened and closed per history table, and the consistency check outcomes.
@@ -283,13 +331,13 @@ def apply_snapshot(
     """
     started = time.monotonic()
     corp = {"corp_id": corp_id}
-    _require_current_tables(conn)
+    _require_current_tables(conn, scope)
     conn.execute("BEGIN TRANSACTION")
     try:
-        ensure_schema(conn, corp_id)
-        at = (snapshot_at or snapshot_time(conn, corp_id)).astimezone(UTC)
-        last = _last_snapshot(conn, corp_id)
-        diffs = [_diff(conn, tracked, corp_id) for tracked in TRACKED]
+        ensure_schema(conn, corp_id, scope)
+        at = (snapshot_at or snapshot_time(conn, corp_id, scope)).astimezone(UTC)
+        last = _last_snapshot(conn, corp_id, scope)
+        diffs = [_diff(conn, tracked, corp_id) for tracked in scope.tracked]
         changed = any(opened or closed for opened, closed in diffs)
         applied = last is None or at > last
         if not applied and changed:
@@ -299,7 +347,7 @@ def apply_snapshot(
                 "only moves forward. Sync the tables again to get a fresh snapshot."
             )
         if applied:
-            for tracked in TRACKED:
+            for tracked in scope.tracked:
                 _write(conn, tracked, at)
         tables = [
             TableChanges(
@@ -313,16 +361,17 @@ def apply_snapshot(
                     conn, quote(tracked.history.name), "WHERE corp_id = $corp_id", corp
                 ),
             )
-            for tracked, (opened, closed) in zip(TRACKED, diffs, strict=True)
+            for tracked, (opened, closed) in zip(scope.tracked, diffs, strict=True)
         ]
         if applied:
-            _log_run(conn, corp_id, at, run_id, tables)
+            _log_run(conn, scope, corp_id, at, run_id, tables)
         outcomes = tuple(
-            check_tracked(conn, tracked, corp_id, _temp(tracked, "incoming")) for tracked in TRACKED
+            check_tracked(conn, tracked, corp_id, _temp(tracked, "incoming"))
+            for tracked in scope.tracked
         )
         if not all(o.passed for o in outcomes):
             raise HistoryRejectedError(outcomes)
-        _drop_temps(conn)
+        _drop_temps(conn, scope)
         conn.execute("COMMIT")
     except BaseException:
         rollback(conn)
@@ -337,8 +386,12 @@ def apply_snapshot(
 
 
 def row_counts(conn: duckdb.DuckDBPyConnection, corp_id: str) -> dict[str, int]:
-    """A corp's rows of every history table and view, by name."""
+    """A corp's rows of every history table and view there is, by name.
+
+    The department paths are missing until the org is synced, when the tags were synced first.
+    """
     return {
         spec.name: count(conn, quote(spec.name), "WHERE corp_id = $corp_id", {"corp_id": corp_id})
-        for spec in (*HISTORY_TABLES, *VIEWS)
+        for spec in (*HISTORY_TABLES, *TAG_HISTORY_TABLES, *VIEWS)
+        if column_names(conn, spec.name)
     }

@@ -9,6 +9,10 @@ from wecom_assets.warehouse.tables import (
     DEPARTMENTS,
     ORG_CHANGES,
     RUNS,
+    TAG_DEPARTMENTS,
+    TAG_MEMBERSHIP,
+    TAG_RUNS,
+    TAGS,
     USERS,
     history_table,
 )
@@ -43,6 +47,82 @@ FROM tree
 _USERS_HISTORY = history_table(USERS).name
 _DEPARTMENTS_HISTORY = history_table(DEPARTMENTS).name
 _PATHS_HISTORY = history_table(DEPARTMENT_PATHS).name
+_TAGS_HISTORY = history_table(TAGS).name
+_TAG_MEMBERSHIP_HISTORY = history_table(TAG_MEMBERSHIP).name
+_TAG_DEPARTMENTS_HISTORY = history_table(TAG_DEPARTMENTS).name
+
+# Tag events, in plain SQL. A tag's members and departments have no columns besides their key,
+# so their versions only appear (tagged) and end (untagged). The tag's name is the one it had
+# at the event: for untagged, the version that ended no earlier than it.
+_TAG_EVENTS = f"""
+tag_history_start AS (
+    SELECT corp_id, min(snapshot_at) AS first_snapshot FROM {TAG_RUNS.name} GROUP BY corp_id
+),
+tag_versions AS (
+    SELECT
+        corp_id, tag_id, tag_name, valid_from, valid_to,
+        lag(valid_to) OVER w AS prev_valid_to,
+        lead(valid_from) OVER w AS next_valid_from,
+        lag(tag_name) OVER w AS prev_name
+    FROM {_TAGS_HISTORY}
+    WINDOW w AS (PARTITION BY corp_id, tag_id ORDER BY valid_from)
+),
+tag_events AS (
+    SELECT v.corp_id, v.valid_from AS changed_at, 'tag_added' AS event, v.tag_id, v.tag_name,
+           CAST(NULL AS VARCHAR) AS old_value, CAST(NULL AS VARCHAR) AS new_value
+    FROM tag_versions AS v JOIN tag_history_start AS h ON h.corp_id = v.corp_id
+    WHERE (v.prev_valid_to IS NULL OR v.prev_valid_to < v.valid_from)
+      AND v.valid_from > h.first_snapshot
+    UNION ALL
+    SELECT corp_id, valid_to, 'tag_removed', tag_id, tag_name, NULL, NULL
+    FROM tag_versions
+    WHERE valid_to IS NOT NULL AND (next_valid_from IS NULL OR next_valid_from > valid_to)
+    UNION ALL
+    SELECT corp_id, valid_from, 'tag_renamed', tag_id, tag_name, prev_name, tag_name
+    FROM tag_versions
+    WHERE prev_valid_to = valid_from AND tag_name IS DISTINCT FROM prev_name
+),
+tag_member_versions AS (
+    SELECT
+        corp_id, entity, entity_id, department_id, tag_id, valid_from, valid_to,
+        lag(valid_to) OVER w AS prev_valid_to,
+        lead(valid_from) OVER w AS next_valid_from
+    FROM (
+        SELECT corp_id, 'user' AS entity, userid AS entity_id,
+               CAST(NULL AS BIGINT) AS department_id, tag_id, valid_from, valid_to
+        FROM {_TAG_MEMBERSHIP_HISTORY}
+        UNION ALL
+        SELECT corp_id, 'department', CAST(department_id AS VARCHAR), department_id, tag_id,
+               valid_from, valid_to
+        FROM {_TAG_DEPARTMENTS_HISTORY}
+    ) AS m
+    WINDOW w AS (PARTITION BY corp_id, entity, entity_id, tag_id ORDER BY valid_from)
+),
+tag_member_changes AS (
+    SELECT v.corp_id, v.valid_from AS changed_at, v.entity, 'tagged' AS event, v.entity_id,
+           v.tag_id, CAST(NULL AS VARCHAR) AS old_value,
+           CAST(v.tag_id AS VARCHAR) AS new_value,
+           CAST(NULL AS BIGINT) AS old_department_id, v.department_id AS new_department_id
+    FROM tag_member_versions AS v JOIN tag_history_start AS h ON h.corp_id = v.corp_id
+    WHERE (v.prev_valid_to IS NULL OR v.prev_valid_to < v.valid_from)
+      AND v.valid_from > h.first_snapshot
+    UNION ALL
+    SELECT corp_id, valid_to, entity, 'untagged', entity_id, tag_id, CAST(tag_id AS VARCHAR),
+           NULL, department_id, NULL
+    FROM tag_member_versions
+    WHERE valid_to IS NOT NULL AND (next_valid_from IS NULL OR next_valid_from > valid_to)
+),
+tag_member_events AS (
+    SELECT c.*, t.tag_name
+    FROM tag_member_changes AS c
+    LEFT JOIN {_TAGS_HISTORY} AS t
+        ON t.corp_id = c.corp_id
+        AND t.tag_id = c.tag_id
+        AND ((c.event = 'tagged' AND t.valid_from <= c.changed_at
+              AND (t.valid_to IS NULL OR t.valid_to > c.changed_at))
+          OR (c.event = 'untagged' AND t.valid_from < c.changed_at
+              AND (t.valid_to IS NULL OR t.valid_to >= c.changed_at)))
+),"""
 
 ORG_CHANGES_SQL = f"""
 CREATE OR REPLACE VIEW {ORG_CHANGES.name} AS
@@ -118,6 +198,7 @@ department_versions AS (
     )
     WINDOW w AS (PARTITION BY corp_id, id ORDER BY valid_from)
 ),
+{_TAG_EVENTS}
 department_events AS (
     SELECT corp_id, valid_from AS changed_at, 'added' AS event, id, name,
            NULL::VARCHAR AS old_value, NULL::VARCHAR AS new_value,
@@ -145,12 +226,20 @@ department_events AS (
 ),
 events AS (
     SELECT corp_id, changed_at, 'user' AS entity, event, userid AS entity_id, name, old_value,
-           new_value, old_department_id, new_department_id
+           new_value, old_department_id, new_department_id, CAST(NULL AS BIGINT) AS tag_id
     FROM user_events
     UNION ALL
     SELECT corp_id, changed_at, 'department', event, id::VARCHAR, name, old_value, new_value,
-           old_department_id, new_department_id
+           old_department_id, new_department_id, NULL
     FROM department_events
+    UNION ALL
+    SELECT corp_id, changed_at, 'tag', event, CAST(tag_id AS VARCHAR), tag_name, old_value,
+           new_value, NULL, NULL, tag_id
+    FROM tag_events
+    UNION ALL
+    SELECT corp_id, changed_at, entity, event, entity_id, tag_name, old_value, new_value,
+           old_department_id, new_department_id, tag_id
+    FROM tag_member_events
 )
 SELECT
     e.corp_id,
@@ -166,7 +255,8 @@ SELECT
     CASE WHEN old_path.valid_to IS NULL OR old_path.valid_to >= e.changed_at
          THEN old_path.name_path END AS old_department_path,
     CASE WHEN new_path.valid_to IS NULL OR new_path.valid_to > e.changed_at
-         THEN new_path.name_path END AS new_department_path
+         THEN new_path.name_path END AS new_department_path,
+    e.tag_id
 FROM events AS e
 ASOF LEFT JOIN {_PATHS_HISTORY} AS old_path
     ON old_path.corp_id = e.corp_id

@@ -1,0 +1,141 @@
+"""WeCom tags (标签) as Dagster assets: one step of their own that fetches the tags and publishes them.
+
+The three tag tables and their history are computed by one multi-asset, beside the org's and
+not downstream of it: an app without tag access, or any failure here, fails this step alone
+while the org tables publish as usual. Same partitions (one per corp), pool, freshness policy,
+owners and check wiring as the org assets; the work is done by
+:mod:`wecom_assets.warehouse.tag_sync`.
+"""
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from wecom_assets.defs.assets import (
+    AssetEvents,
+    SyncConfig,
+    _asset_spec,
+    _checks,
+    _history_materialization,
+    _resource,
+    _table_materialization,
+)
+from wecom_assets.defs.checks import check_specs, history_check_specs
+from wecom_assets.defs.layout import Layout
+from wecom_assets.defs.metadata import api_metadata, failure
+from wecom_assets.defs.resources import WarehouseResource, WeComResource
+from wecom_assets.defs.settings import POOL
+from wecom_assets.warehouse import tag_sync
+from wecom_assets.warehouse.connection import WarehouseError
+from wecom_assets.warehouse.schema import TableSpec
+from wecom_assets.warehouse.sync import SyncRejectedError
+from wecom_assets.warehouse.tables import TAG_RUNS, TAG_TABLES, TAG_TRACKED
+from wecom_assets.wecom import WeComError
+from wecom_assets.wecom.corps import Corp
+from wecom_assets.wecom.tags import fetch_tags
+
+# Every output in lineage order: Dagster wants a multi-asset's outputs yielded topologically.
+TAG_OUTPUTS: tuple[TableSpec, ...] = (*TAG_TABLES, *(t.history for t in TAG_TRACKED), TAG_RUNS)
+
+
+def build_tag_assets(corps: Sequence[Corp] = (), layout: Layout = Layout()) -> dg.AssetsDefinition:
+    """The tag multi-asset: one corp from the resource, or one partition per corp of ``corps``.
+
+    Its op is ``wecom_tag_sync`` with the layout's prefix; it uses the same two resources as
+    the org sync.
+    """
+    by_id = {corp.corp_id: corp for corp in corps}
+    partitions = dg.StaticPartitionsDefinition(list(by_id)) if by_id else None
+
+    @dg.multi_asset(
+        name=layout.name("wecom_tag_sync"),
+        specs=[_asset_spec(spec, partitions, layout) for spec in TAG_OUTPUTS],
+        check_specs=[
+            *(check for spec in TAG_TABLES for check in check_specs(spec, layout)),
+            *history_check_specs(layout, TAG_TRACKED),
+        ],
+        pool=POOL,
+        required_resource_keys={layout.wecom_resource, layout.warehouse_resource},
+    )
+    def wecom_tag_sync(context: dg.AssetExecutionContext, config: SyncConfig) -> AssetEvents:
+        """Fetch one corp's tags (`tag/list`, then `tag/get` per tag), check them, publish.
+
+        The DuckDB file is replaced only when every blocking check passed, and only this corp's
+        tag rows change; the org tables are never touched.
+        """
+        corp = by_id[context.partition_key] if partitions is not None else None
+        wecom = _resource(context, layout.wecom_resource, WeComResource)
+        duckdb = _resource(context, layout.warehouse_resource, WarehouseResource)
+        yield from _sync_tags(context, config, wecom, duckdb, corp, layout)
+
+    return wecom_tag_sync
+
+
+def _sync_tags(
+    context: dg.AssetExecutionContext,
+    config: SyncConfig,
+    wecom: WeComResource,
+    duckdb: WarehouseResource,
+    corp: Corp | None,
+    layout: Layout,
+) -> AssetEvents:
+    started = time.monotonic()
+    corp_id = corp.corp_id if corp is not None else wecom.corp_id.strip()
+    synced_at = datetime.now(UTC)
+    try:
+        with wecom.get_client(corp) as client:
+            details = fetch_tags(client, client.config.max_concurrency)
+            api: dict[str, Any] = {**api_metadata(client.stats), **wecom.effective_settings(corp)}
+    except WeComError as error:
+        raise failure(error, "Fetching tags from WeCom failed") from None
+    snapshot = tag_sync.tag_snapshot(
+        details,
+        corp_id,
+        synced_at,
+        max_shrink_fraction=config.max_shrink_fraction,
+        run_id=context.run.run_id,
+    )
+    try:
+        report = tag_sync.write_and_publish_tags(
+            duckdb.path,
+            snapshot,
+            lock_timeout=duckdb.lock_timeout_seconds,
+            config=duckdb.connection_settings(),
+        )
+    except SyncRejectedError as rejected:
+        for table, outcomes in rejected.outcomes.items():
+            yield from _checks(context, layout.key(table), outcomes)
+        raise failure(rejected, "Tags not published") from None
+    except WarehouseError as error:
+        raise failure(error, "Tags not published") from None
+    context.log.info(
+        f"Published {len(details)} tags of corp {corp_id} to {report.published.path} "
+        f"in {time.monotonic() - started:.2f}s"
+    )
+    common = {
+        "wecom/corp_id": corp_id,
+        **duckdb.effective_settings(),
+        "duckdb/copy_seconds": round(report.published.copy_seconds, 3),
+        "duckdb/publish_seconds": round(report.published.publish_seconds, 3),
+        "duration_seconds": round(time.monotonic() - started, 3),
+    }
+    assert report.history is not None
+    for spec in TAG_OUTPUTS:
+        key = layout.key(spec.name)
+        if spec.name in report.tables:
+            extra = {**common, **(api if spec is TAG_TABLES[0] else {})}
+            yield _table_materialization(context, spec, key, report.tables[spec.name], extra)
+            continue
+        if spec is TAG_RUNS:
+            # The tag events of this snapshot, as the org step shows its own on wecom_org_changes.
+            events = {
+                "history/tag_events_in_this_snapshot": dg.MetadataValue.json(report.history.events)
+            }
+            yield _history_materialization(spec, key, report.history, {**common, **events})
+        else:
+            yield _history_materialization(spec, key, report.history, common)
+    for outcome in report.history.result.outcomes:
+        yield from _checks(context, layout.key(str(outcome.details["table"])), [outcome])
