@@ -42,6 +42,9 @@ _INT_TEXT = re.compile(r"-?[0-9]{1,20}")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
+# What json.loads makes besides dict and list: checked by exact type first, since isinstance
+# against the Mapping/Sequence ABCs costs a microsecond, and a user has some 40 values.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def userid_key(userid: str, *, case_sensitive: bool = False) -> str:
@@ -57,6 +60,8 @@ def userid_key(userid: str, *, case_sensitive: bool = False) -> str:
 
 def _as_int(value: Any) -> int | None:
     """Return ``value`` as an int when that loses nothing (``"7"`` -> 7, ``7.0`` -> 7), else None."""
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -103,16 +108,18 @@ def _depth(value: Any) -> int:
     stack = [(value, 1)]
     while stack:
         item, level = stack.pop()
-        if isinstance(item, Mapping):
+        if type(item) is dict or isinstance(item, Mapping):
             children: Any = item.values()
         elif isinstance(item, list):
             children = item
         else:
             continue
-        deepest = max(deepest, level)
-        if deepest > MAX_JSON_DEPTH:
-            break
-        stack.extend((child, level + 1) for child in children)
+        if level > deepest:
+            deepest = level
+            if deepest > MAX_JSON_DEPTH:
+                break
+        # Scalars are leaves: not stacking them halves the walk of a typical extattr.
+        stack.extend((child, level + 1) for child in children if type(child) not in _SCALARS)
     return deepest
 
 
@@ -125,6 +132,8 @@ def _describe(value: Any) -> str:
 
 def _item(values: Any, index: int) -> Any:
     """Return ``values[index]`` of a parallel array, or None when the array is short or absent."""
+    if type(values) is list:
+        return values[index] if index < len(values) else None
     if isinstance(values, Sequence) and not isinstance(values, str | bytes):
         if index < len(values):
             return values[index]
@@ -132,6 +141,8 @@ def _item(values: Any, index: int) -> Any:
 
 
 def _sequence(value: Any) -> Sequence[Any] | None:
+    if type(value) is list:
+        return value
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
         return value
     return None
@@ -173,6 +184,8 @@ class _Fields:
         raw = self._payload.get(key)
         if raw is None:
             return None
+        if type(raw) is str and raw.isascii():
+            return raw
         value = _as_str(raw)
         if value is None:
             self.note(key, f"{_describe(raw)} is not text: stored as NULL")
@@ -294,7 +307,7 @@ class Department:
         Raises:
             WeComResponseError: The item is not an object or has no valid ``id``.
         """
-        if not isinstance(payload, Mapping):
+        if type(payload) is not dict and not isinstance(payload, Mapping):
             raise WeComResponseError(
                 f"WeCom department/list answered a department entry that is "
                 f"{type(payload).__name__}, not an object",
@@ -380,7 +393,7 @@ class User:
                 valid Unicode text.
         """
         listing = "" if department_id is None else f" for department {department_id}"
-        if not isinstance(payload, Mapping):
+        if type(payload) is not dict and not isinstance(payload, Mapping):
             raise WeComResponseError(
                 f"WeCom user/list{listing} answered a user entry that is "
                 f"{type(payload).__name__}, not an object",
