@@ -160,6 +160,11 @@ class _Fields:
     def note(self, field: str, problem: str) -> None:
         self._notes.append(f"{field} {problem}")
 
+    @property
+    def noted(self) -> bool:
+        """Whether any value had to be dropped (naming the record is then worth its cost)."""
+        return bool(self._notes)
+
     def warn(self, path: str, who: str) -> None:
         """Log the notes, if any, in one warning naming the record."""
         if self._notes:
@@ -435,6 +440,7 @@ class User:
             extattr=fields.json_text("extattr"),
             external_profile=fields.json_text("external_profile"),
         )
-        where = "" if department_id is None else f" in department {department_id}"
-        fields.warn("user/list", f"user {_describe(userid)}{where}")
+        if fields.noted:
+            where = "" if department_id is None else f" in department {department_id}"
+            fields.warn("user/list", f"user {_describe(userid)}{where}")
         return user
