@@ -233,9 +233,13 @@ class _Fields:
             if not isinstance(value, Mapping | list):
                 self.note(key, f"{_describe(raw)} is not a JSON object or array: stored as NULL")
                 return None
-            if _depth(value) > MAX_JSON_DEPTH:
-                raise RecursionError
             text = json.dumps(value, ensure_ascii=False, sort_keys=True, allow_nan=False)
+            # Every level opens a bracket, so text with few brackets is shallow: the exact
+            # (slower) walk is needed only when brackets, in strings or not, could be levels.
+            if text.count("{") + text.count("[") > MAX_JSON_DEPTH and (
+                _depth(value) > MAX_JSON_DEPTH
+            ):
+                raise RecursionError
         except RecursionError:
             self.note(key, f"is nested deeper than {MAX_JSON_DEPTH} levels: stored as NULL")
             return None
