@@ -6,6 +6,7 @@ from typing import Any
 
 from benchmarks import report_tables as tables
 from benchmarks.report_tables import s
+from benchmarks.report_why import why_not
 from benchmarks.targets import FLOOR_SLACK_SECONDS, MIN_SPEEDUP, TITLES
 
 
@@ -190,9 +191,9 @@ def _keeps_it_fast() -> list[str]:
         "lookup included) is computed once per host; the per-request deadline is queued to "
         "the watchdog thread without a shared lock; users are parsed with exact-type checks "
         "for the values `json.loads` makes. On the 20k org at 20 ms "
-        "(`python -m benchmarks.client_rate`) this took the fetch from 143 to 204-262 "
+        "(`python -m benchmarks.client_rate`) this took the fetch from 143 to 204-286 "
         "`user/list` calls per second (runs on the shared machine vary) and from 5.8 to "
-        "3.1-3.6 ms of client CPU per call "
+        "2.8-3.6 ms of client CPU per call "
         "(the previous `make bench` sweep: 124-129 calls/s at 7.4-7.6 ms).",
         "- A sliding-window limiter per API allows WeCom's whole per-minute budget as a burst, "
         "so a 10,000-department org never waits; it slows down only when 45009 does arrive.",
@@ -244,8 +245,11 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
     for key, check in results["targets"].items():
         verdict = "yes" if check["holds"] else "**no**"
         lines.append(f"| {TITLES.get(key, key)} | {verdict} | {check['measured']} |")
+    why = why_not(results)
     lines += [
         "",
+        *why,
+        *([""] if why else []),
         "### What the rate-limit floor is",
         "",
         *_floor_text(sizes),
