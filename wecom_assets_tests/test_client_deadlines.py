@@ -23,6 +23,7 @@ from client_helpers import (
 )
 
 from wecom_assets.wecom import WeComClient, WeComTransientError
+from wecom_assets.wecom.deadline import deadline_of
 from wecom_assets.wecom.ratelimit import RateLimiter
 
 TRICKLE_INTERVAL = 0.1
@@ -116,3 +117,14 @@ def test_call_fails_without_waiting_when_the_limiter_needs_longer_than_its_budge
             with pytest.raises(WeComTransientError, match="rate limiter"):
                 client.list_departments()
     assert clock.sleeps == []
+
+
+@pytest.mark.timeout(30)
+def test_a_shorter_deadline_wakes_the_watchdog_sleeping_towards_a_later_one() -> None:
+    reader, writer = socket.socketpair()
+    with reader, writer, deadline_of(600.0), deadline_of(0.2) as short:
+        short.watch(reader)
+
+        # Shut down at the short deadline, the read ends with no data instead of hanging.
+        assert reader.recv(1) == b""
+        assert short.expired

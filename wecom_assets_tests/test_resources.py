@@ -47,6 +47,24 @@ def test_empty_fields_fall_back_to_the_environment_then_to_the_defaults(
     assert WarehouseResource().path == tmp_path / "env.duckdb"
 
 
+def test_warehouse_connections_cap_duckdbs_memory_by_default(tmp_path: Path) -> None:
+    with WarehouseResource(database=str(tmp_path / "w.duckdb")).get_connection() as conn:
+        limit = conn.execute("SELECT current_setting('memory_limit')").fetchone()
+
+    assert limit == ("122.0 MiB",)
+
+
+def test_a_memory_limit_in_connection_config_overrides_the_default(tmp_path: Path) -> None:
+    resource = WarehouseResource(
+        database=str(tmp_path / "w.duckdb"), connection_config={"memory_limit": "1GB"}
+    )
+
+    with resource.get_connection() as conn:
+        limit = conn.execute("SELECT current_setting('memory_limit')").fetchone()
+
+    assert limit == ("953.6 MiB",)
+
+
 def test_effective_settings_show_the_base_url_without_its_credentials() -> None:
     shown = WeComResource(corp_id="ww0123", corp_secret="s3cret", base_url=PROXY)
     values = shown.effective_settings()

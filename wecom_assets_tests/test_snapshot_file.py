@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from wecom_assets.sandbox.org import generate_org
+from wecom_assets.warehouse import snapshots, sync
 from wecom_assets.warehouse.connection import WarehouseLockedError
 from wecom_assets.warehouse.snapshot_file import snapshot_session
+from wecom_assets.wecom.models import Department, User
 
 
 def _tables(path: Path) -> set[str]:
@@ -67,3 +71,24 @@ def test_a_wal_left_from_before_an_earlier_replacement_is_moved_aside(tmp_path: 
     assert not (tmp_path / "wecom.duckdb.wal").exists()
     assert list(tmp_path.glob("wecom.duckdb.wal.orphaned-*"))
     assert _tables(path) == {"first"}
+
+
+def test_a_sync_lets_go_of_the_fetched_tables_once_they_are_loaded(tmp_path: Path) -> None:
+    org = generate_org(users=20, departments=4, seed=3)
+    synced_at = datetime.now(UTC)
+    snapshot = sync.Snapshot(
+        corp_id=org["corp_id"],
+        departments=snapshots.departments_table(
+            [Department.from_api(d) for d in org["departments"]], org["corp_id"], synced_at
+        ),
+        users=snapshots.users_table(
+            [User.from_api(u) for u in org["users"]], org["corp_id"], synced_at
+        ),
+        membership=True,
+        history=True,
+    )
+
+    report = sync.write_and_publish(tmp_path / "w.duckdb", snapshot, lock_timeout=1)
+
+    assert report.tables["wecom_users"].row_count == 20
+    assert (snapshot.departments, snapshot.users) == (None, None)

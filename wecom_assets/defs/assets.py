@@ -188,6 +188,8 @@ def _sync(
         run_id=context.run.run_id,
         userids_case_sensitive=corp is not None and corp.userids_case_sensitive,
     )
+    # The write frees the tables once they are loaded; no reference may outlive it here.
+    fetched.departments = fetched.users = None
     try:
         report = sync.write_and_publish(
             duckdb.path,

@@ -223,6 +223,14 @@ class WarehouseResource(DuckDBResource):
         ge=0,
         description="How long a step waits for another process to release the DuckDB file.",
     )
+    memory_limit: str = Field(
+        default=settings.DEFAULT_DUCKDB_MEMORY_LIMIT,
+        min_length=1,
+        description=(
+            "DuckDB's memory cap while a sync writes the file (e.g. 128MB, 1GB); larger work "
+            "spills to disk. A memory_limit in connection_config takes precedence."
+        ),
+    )
 
     pii_policy: dict[str, str] = Field(
         default={},
@@ -270,7 +278,11 @@ class WarehouseResource(DuckDBResource):
 
     def connection_settings(self) -> ConnectionConfig:
         """DuckDB settings of every connection the assets open."""
-        return {"custom_user_agent": "wecom_assets", **self.connection_config}
+        return {
+            "custom_user_agent": "wecom_assets",
+            "memory_limit": self.memory_limit,
+            **self.connection_config,
+        }
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -46,6 +46,10 @@ CORPS_FILE_ENV = "WECOM_CORPS_FILE"
 ALERT_WEBHOOK_KEY_ENV = "WECOM_ALERT_WEBHOOK_KEY"
 ALERT_UI_BASE_URL_ENV = "WECOM_ALERT_UI_BASE_URL"
 DEFAULT_DUCKDB_PATH = "data/wecom.duckdb"
+# DuckDB's own memory cap for the sync (its default is 80% of the machine). Writing the private
+# copy of a 100k-user org took 420 MB above the step's baseline without it and 125 MB with it, at
+# the same speed; what does not fit spills to a temporary file next to the database.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "128MB"
 DEFAULT_ALERT_UI_BASE_URL = "http://localhost:3000"
 # The file that marks a project: this repository's, or the one the package is installed into.
 PROJECT_MARKER = "pyproject.toml"

@@ -17,6 +17,7 @@ import pyarrow as pa
 from wecom_assets.warehouse import history, publish
 from wecom_assets.warehouse.connection import ConnectionConfig, WarehouseError, quote
 from wecom_assets.warehouse.quality import CheckOutcome
+from wecom_assets.warehouse.schema import TableSpec
 from wecom_assets.warehouse.snapshot_file import Published, snapshot_session
 from wecom_assets.warehouse.tables import (
     DEPARTMENTS,
@@ -27,12 +28,16 @@ from wecom_assets.warehouse.tables import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Snapshot:
     """What one sync of one corp fetched and which tables it writes.
 
     Only that corp's rows are replaced; other corps' rows and history are left as they are. A table that is written without a fetched snapshot is derived from the tables already in the
     file: ``dept_membership`` from ``wecom_users``.
+
+    Writing takes the fetched tables: each is set to None once DuckDB holds its rows, so the
+    Arrow data (55 MB for 100k users) is freed before the history and the publish, which need
+    the most memory. Callers keep no other reference to them.
     """
 
     corp_id: str
@@ -112,15 +117,12 @@ def _write(
     outcomes: dict[str, tuple[CheckOutcome, ...]] = {}
     try:
         users = USERS_CASE_SENSITIVE if snapshot.userids_case_sensitive else USERS
-        for spec, fetched in ((DEPARTMENTS, snapshot.departments), (users, snapshot.users)):
-            if fetched is not None:
-                tables[spec.name] = publish.replace_table(
-                    conn,
-                    spec,
-                    fetched,
-                    corp_id=snapshot.corp_id,
-                    max_shrink_fraction=snapshot.max_shrink_fraction,
-                )
+        if snapshot.departments is not None:
+            tables[DEPARTMENTS.name] = _load(conn, DEPARTMENTS, snapshot.departments, snapshot)
+            snapshot.departments = None
+        if snapshot.users is not None:
+            tables[users.name] = _load(conn, users, snapshot.users, snapshot)
+            snapshot.users = None
         if snapshot.membership:
             tables[MEMBERSHIP.name] = publish.replace_membership(conn, snapshot.corp_id)
         outcomes = {name: result.outcomes for name, result in tables.items()}
@@ -142,6 +144,18 @@ def _write(
         result,
         history.row_counts(conn, snapshot.corp_id),
         _events_at(conn, snapshot.corp_id, result),
+    )
+
+
+def _load(
+    conn: duckdb.DuckDBPyConnection, spec: TableSpec, fetched: pa.Table, snapshot: Snapshot
+) -> publish.ReplaceResult:
+    return publish.replace_table(
+        conn,
+        spec,
+        fetched,
+        corp_id=snapshot.corp_id,
+        max_shrink_fraction=snapshot.max_shrink_fraction,
     )
 
 

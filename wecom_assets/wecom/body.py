@@ -141,14 +141,13 @@ def decode_json(content: bytes, path: str, content_type: str) -> dict[str, Any]:
             be decoded (nesting or numbers beyond what Python parses), or JSON that is not an
             object: the same request would get the same answer.
     """
-    looks_like_json = content.lstrip()[:1] in (b"{", b"[")
-    shape = f"{len(content)} bytes, content-type {escape_controls(content_type[:80]) or 'unknown'}"
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        shape = _shape(content, content_type)
         if exc.reason == "unexpected end of data":
             raise TransientFailure(f"truncated JSON ({shape})") from None
-        if not looks_like_json:
+        if not _looks_like_json(content):
             raise TransientFailure(f"a non-JSON body ({shape})") from None
         raise WeComResponseError(
             f"WeCom {path} answered JSON that is not UTF-8 JSON (byte 0x{content[exc.start]:02x} "
@@ -158,15 +157,26 @@ def decode_json(content: bytes, path: str, content_type: str) -> dict[str, Any]:
     try:
         payload = json.loads(text)
     except json.JSONDecodeError:
-        kind = "truncated JSON" if looks_like_json else "a non-JSON body"
-        raise TransientFailure(f"{kind} ({shape})") from None
+        kind = "truncated JSON" if _looks_like_json(content) else "a non-JSON body"
+        raise TransientFailure(f"{kind} ({_shape(content, content_type)})") from None
     except (ValueError, RecursionError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else "a number too long"
         raise WeComResponseError(
-            f"WeCom {path} answered JSON that cannot be decoded ({reason}; {shape})", path=path
+            f"WeCom {path} answered JSON that cannot be decoded ({reason}; "
+            f"{_shape(content, content_type)})",
+            path=path,
         ) from None
     if not isinstance(payload, dict):
         raise WeComResponseError(
             f"WeCom {path} answered JSON {type(payload).__name__}, not an object", path=path
         )
     return payload
+
+
+# Only a failure needs these: stripping copies the whole body, which a 1 MB answer feels.
+def _looks_like_json(content: bytes) -> bool:
+    return content.lstrip()[:1] in (b"{", b"[")
+
+
+def _shape(content: bytes, content_type: str) -> str:
+    return f"{len(content)} bytes, content-type {escape_controls(content_type[:80]) or 'unknown'}"

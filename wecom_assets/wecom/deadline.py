@@ -13,17 +13,24 @@ import contextlib
 import contextvars
 import heapq
 import itertools
+import math
 import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+from requests import PreparedRequest
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.response import HTTPResponse
+
+if TYPE_CHECKING:
+    from requests.adapters import _HostParams, _PoolKwargs
 
 _current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar(
     "wecom_request_deadline", default=None
@@ -89,7 +96,13 @@ class Deadline:
 
 
 class _Watchdog:
-    """One daemon thread per process that expires deadlines in time order."""
+    """One daemon thread per process that expires deadlines in time order.
+
+    Requests only append their deadline to a queue, with no lock: a shared lock taken by every
+    request of 24 worker threads cost more than the rest of the bookkeeping. The heap belongs
+    to the watchdog thread alone. A request wakes it only when its deadline is earlier than the
+    one it sleeps towards, which with one timeout per client is almost never.
+    """
 
     def __init__(self) -> None:
         self._reset()
@@ -98,34 +111,44 @@ class _Watchdog:
         os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self) -> None:
-        self._condition = threading.Condition()
-        self._heap: list[tuple[float, int, Deadline]] = []
-        self._order = itertools.count()
+        self._incoming: deque[Deadline] = deque()
+        self._wake = threading.Event()
+        # When the watchdog next looks at its heap on its own; read by requests without a lock.
+        self._next_wake = -math.inf
+        self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def add(self, deadline: Deadline) -> None:
-        with self._condition:
-            heapq.heappush(self._heap, (deadline.at, next(self._order), deadline))
+        # Append before reading _next_wake, as the watchdog writes it before it looks at the
+        # queue a last time: one of the two always sees the other's change.
+        self._incoming.append(deadline)
+        if self._thread is None:
+            self._start()
+        if deadline.at < self._next_wake:
+            self._wake.set()
+
+    def _start(self) -> None:
+        with self._start_lock:
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="wecom-deadlines", daemon=True
-                )
-                self._thread.start()
-            elif self._heap[0][2] is deadline:
-                self._condition.notify()
+                thread = threading.Thread(target=self._run, name="wecom-deadlines", daemon=True)
+                thread.start()
+                self._thread = thread
 
     def _run(self) -> None:
+        heap: list[tuple[float, int, Deadline]] = []
+        order = itertools.count()
         while True:
-            with self._condition:
-                while not self._heap:
-                    self._condition.wait()
-                at, _, deadline = self._heap[0]
-                delay = at - time.monotonic()
-                if delay > 0:
-                    self._condition.wait(delay)
-                    continue
-                heapq.heappop(self._heap)
-            deadline.expire()
+            self._wake.clear()
+            while self._incoming:
+                deadline = self._incoming.popleft()
+                heapq.heappush(heap, (deadline.at, next(order), deadline))
+            now = time.monotonic()
+            while heap and heap[0][0] <= now:
+                heapq.heappop(heap)[2].expire()
+            self._next_wake = heap[0][0] if heap else math.inf
+            if self._incoming:
+                continue
+            self._wake.wait(None if not heap else self._next_wake - now)
 
 
 _watchdog = _Watchdog()
@@ -183,7 +206,30 @@ _POOL_CLASSES = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
 class DeadlineAdapter(HTTPAdapter):
-    """An adapter whose connections report their sockets to the request's :class:`Deadline`."""
+    """An adapter whose connections report their sockets to the request's :class:`Deadline`.
+
+    It also remembers each host's connection-pool key: requests recomputes it per request,
+    parsing the URL and asking the file system whether a CA bundle path is a directory.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Create the adapter (``HTTPAdapter``'s arguments)."""
+        self._pool_keys: dict[tuple[str, Any, Any], tuple[_HostParams, _PoolKwargs]] = {}
+        super().__init__(*args, **kwargs)
+
+    def build_connection_pool_key_attributes(
+        self, request: PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[_HostParams, _PoolKwargs]:
+        """The pool key of the request's scheme, host and port with these TLS settings."""
+        # urlsplit caches its answers, and without the query the URL repeats across calls.
+        parts = urlsplit((request.url or "").partition("?")[0])
+        key = (f"{parts.scheme}://{parts.netloc}", verify, cert)
+        known = self._pool_keys.get(key)
+        if known is None:
+            known = super().build_connection_pool_key_attributes(request, verify, cert)
+            self._pool_keys[key] = known
+        host, pool = known
+        return host.copy(), pool.copy()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         """Create the pool manager with watched connection pools."""
