@@ -141,6 +141,7 @@ def org_shape(org: dict[str, Any]) -> dict[str, Any]:
         "largest_department": max(sizes),
         "median_department": statistics.median(sizes),
         "empty_departments": sum(1 for s in sizes if s == 0),
+        "tags": len(org.get("tags", ())),
     }
 
 
@@ -288,11 +289,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-only",
         action="store_true",
-        help="rewrite the Markdown report and plot from the results file, measure nothing",
+        help="re-judge the targets and rewrite the Markdown report and plot from the results "
+        "file, measure nothing",
     )
     args = parser.parse_args(argv)
     if args.report_only:
-        write_report(json.loads(args.results.read_text(encoding="utf-8")), args.docs)
+        stored = json.loads(args.results.read_text(encoding="utf-8"))
+        stored["targets"] = targets.evaluate(stored["sizes"])
+        write_report(stored, args.docs)
         return 0
     labels = [label.strip() for label in args.sizes.split(",") if label.strip()]
     unknown = [label for label in labels if label not in SIZES]

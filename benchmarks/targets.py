@@ -24,8 +24,8 @@ TITLES = {
     "speedup_1k": "1k users: `--select '*'` >= 0.8x the sequential fetch's speed",
     "floor_100k": "100k users: done within the rate-limit floor + 20 s",
     "peak_rss": "Peak RSS of every process < 500 MB (the CLI runs the step)",
-    "api_calls": "1 department/list + 1 user/list per department, <= 1 gettoken, 0 retries, "
-    "no 45009",
+    "api_calls": "1 department/list + 1 user/list per department, 1 tag/list + 1 tag/get per "
+    "tag, <= 1 gettoken, 0 retries, no 45009",
     "users_load_100k": "100k users: DuckDB load of wecom_users < 3 s",
     "linear_cost": "Cost grows linearly (API time per department, 20k vs 100k)",
 }
@@ -68,12 +68,16 @@ def _api_calls(sizes: list[dict[str, Any]]) -> dict[str, Any]:
                 and served["gettoken"] <= 1
                 and run["retries"] == 0
                 and rate_limited == 0
-                and set(calls) == {"department/list", "user/list"}
+                and calls.get("tag/list", 0) == 1
+                and calls.get("tag/get", 0) == result["org"]["tags"]
+                and set(calls) == {"department/list", "user/list", "tag/list", "tag/get"}
             )
             notes.append(
                 f"{result['size']['label']} {kind}: {calls.get('department/list', 0)} + "
                 f"{calls.get('user/list', 0)} for {result['org']['departments']} departments, "
-                f"{served['gettoken']} gettoken, {run['retries']} retries, "
+                f"{served['gettoken']} gettoken, {calls.get('tag/list', 0)} + "
+                f"{calls.get('tag/get', 0)} tag calls for {result['org']['tags']} tags, "
+                f"{run['retries']} retries, "
                 f"{rate_limited} x 45009"
             )
     return _check(holds, "; ".join(notes))
