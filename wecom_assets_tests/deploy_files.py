@@ -116,6 +116,7 @@ def helm_postgres_storage_config(values: Mapping[str, Any]) -> dict[str, Any]:
             "password": {"env": "DAGSTER_PG_PASSWORD"},
             "db_name": postgres["postgresqlDatabase"],
             "port": postgres["service"]["port"],
+            "scheme": postgres["postgresqlScheme"],
         }
     }
 

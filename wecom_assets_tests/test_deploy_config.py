@@ -59,6 +59,13 @@ def test_instance_storage_takes_every_postgres_setting_from_the_environment() ->
     }
 
 
+def test_instance_and_helm_storage_use_the_driver_dagster_postgres_is_written_for() -> None:
+    postgres_db = instance_config(DEPLOY)["storage"]["postgres"]["postgres_db"]
+    helm_db = helm_postgres_storage_config(load_yaml(HELM_VALUES))["postgres_db"]
+
+    assert postgres_db["scheme"] == helm_db["scheme"] == "postgresql+psycopg2"
+
+
 def test_instance_storage_config_validates_against_dagster_postgres() -> None:
     storage = instance_config(DEPLOY)["storage"]["postgres"]
 
