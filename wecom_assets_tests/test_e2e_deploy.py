@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 from dagster_support import write_corps_file
 from deploy_files import DEPLOY
@@ -107,6 +108,17 @@ def deploy_instance(
         timeout=180,
     )
     return env
+
+
+def run_worker_pids(home: Path) -> dict[str, int]:
+    """The process each run started in, as its ``RUN_START`` event recorded it."""
+    pids: dict[str, int] = {}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for run in instance.get_runs():
+            for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_START):
+                if entry.dagster_event is not None and entry.dagster_event.pid is not None:
+                    pids[run.run_id] = entry.dagster_event.pid
+    return pids
 
 
 def test_ten_corps_run_at_once_as_separate_processes_each_exact_with_one_gettoken(
