@@ -128,6 +128,15 @@ def test_docker_run_containers_join_the_compose_network() -> None:
     assert launcher["network"] in {network["name"] for network in networks.values()}
 
 
+def test_docker_runs_start_in_the_image_the_compose_file_builds() -> None:
+    services = load_yaml(DOCKER / "docker-compose.yaml")["services"]
+    code = services["wecom_code"]
+
+    assert code["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert code["environment"]["DAGSTER_CURRENT_IMAGE"] == code["image"]
+    assert services["webserver"]["image"] == services["daemon"]["image"] == code["image"]
+
+
 def test_docker_workspace_points_at_the_code_location_service_and_port() -> None:
     server = load_yaml(DOCKER / "workspace.yaml")["load_from"][0]["grpc_server"]
     services = load_yaml(DOCKER / "docker-compose.yaml")["services"]
