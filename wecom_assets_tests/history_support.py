@@ -11,17 +11,16 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-import duckdb
-
 from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import visible_view
 from wecom_assets.warehouse import publish, snapshots
+from wecom_assets.warehouse.connection import WarehouseConnection
 from wecom_assets.warehouse.tables import DEPARTMENTS, USERS
 from wecom_assets.wecom.models import Department, User
 
 
 def load_snapshot(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
     org: dict[str, Any],
     synced_at: datetime,
     visible: Collection[int] | None = None,

@@ -11,11 +11,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from wecom_assets.warehouse import publish, snapshots
 from wecom_assets.warehouse.connection import (
+    WarehouseConnection,
     WarehouseDamagedError,
     WarehouseError,
     WarehouseLockedError,
@@ -54,20 +54,20 @@ def _user(userid: str, departments: list[int], main: int | None = None) -> User:
     )
 
 
-def _load_departments(conn: duckdb.DuckDBPyConnection, *ids: int) -> publish.ReplaceResult:
+def _load_departments(conn: WarehouseConnection, *ids: int) -> publish.ReplaceResult:
     table = snapshots.departments_table(_departments(*ids), CORP, SYNCED_AT)
     return publish.replace_table(conn, DEPARTMENTS, table, corp_id=CORP)
 
 
 @pytest.fixture
-def conn(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def conn(tmp_path: Path) -> Iterator[WarehouseConnection]:
     connection = connect(tmp_path / "wecom.duckdb", lock_timeout=0)
     yield connection
     connection.close()
 
 
 def test_replace_creates_the_table_with_the_declared_schema(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     _load_departments(conn, 1, 2, 3)
     columns = conn.execute(
@@ -83,7 +83,7 @@ def test_replace_creates_the_table_with_the_declared_schema(
 
 
 def test_a_corps_replacement_leaves_other_corps_rows_alone(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     other = snapshots.departments_table(_departments(1, 2, 3, 4), "ww_other", SYNCED_AT)
     publish.replace_table(conn, DEPARTMENTS, other, corp_id="ww_other")
@@ -95,7 +95,7 @@ def test_a_corps_replacement_leaves_other_corps_rows_alone(
 
 
 def test_the_shrink_guard_counts_only_the_corps_own_rows(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     other = snapshots.departments_table(_departments(*range(1, 21)), "ww_other", SYNCED_AT)
     publish.replace_table(conn, DEPARTMENTS, other, corp_id="ww_other")
@@ -105,7 +105,7 @@ def test_the_shrink_guard_counts_only_the_corps_own_rows(
 
 
 def test_a_table_from_before_corp_ids_is_rebuilt_with_its_rows_given_to_the_corp(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     old_columns = [c for c in DEPARTMENTS.columns if c.name != "corp_id"]
     conn.execute(
@@ -126,7 +126,7 @@ def test_a_table_from_before_corp_ids_is_rebuilt_with_its_rows_given_to_the_corp
 
 
 def test_replace_swaps_in_the_new_snapshot_and_reports_counts(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     _load_departments(conn, 1, 2, 3)
     result = _load_departments(conn, 1, 2, 4)
@@ -138,7 +138,7 @@ def test_replace_swaps_in_the_new_snapshot_and_reports_counts(
     ]
 
 
-def test_text_is_stored_exactly_as_received(conn: duckdb.DuckDBPyConnection) -> None:
+def test_text_is_stored_exactly_as_received(conn: WarehouseConnection) -> None:
     users = [_user("ZhangSan", [1]), _user("a" * 64, [1])]
     publish.replace_table(conn, USERS, snapshots.users_table(users, CORP, SYNCED_AT), corp_id=CORP)
     names = conn.execute("SELECT userid, name FROM wecom_users ORDER BY userid").fetchall()
@@ -146,11 +146,11 @@ def test_text_is_stored_exactly_as_received(conn: duckdb.DuckDBPyConnection) -> 
 
 
 def test_an_error_during_the_write_keeps_the_previous_table(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     _load_departments(conn, 1, 2, 3)
 
-    def exploding_rule(connection: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
+    def exploding_rule(connection: WarehouseConnection, relation: str) -> CheckOutcome:
         raise RuntimeError("disk full")
 
     table = snapshots.departments_table(_departments(1, 9), CORP, SYNCED_AT)
@@ -166,7 +166,7 @@ def test_an_error_during_the_write_keeps_the_previous_table(
     assert not table_exists(conn, "wecom_departments__staging")
 
 
-def test_a_failed_blocking_rule_rejects_the_snapshot(conn: duckdb.DuckDBPyConnection) -> None:
+def test_a_failed_blocking_rule_rejects_the_snapshot(conn: WarehouseConnection) -> None:
     _load_departments(conn, 1, 2)
     duplicated = snapshots.departments_table(_departments(1, 2, 2), CORP, SYNCED_AT)
     with pytest.raises(publish.SnapshotRejectedError, match="unique_department_ids") as info:
@@ -177,7 +177,7 @@ def test_a_failed_blocking_rule_rejects_the_snapshot(conn: duckdb.DuckDBPyConnec
 
 
 def test_shrink_guard_keeps_the_table_when_rows_drop_past_the_fraction(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     _load_departments(conn, *range(1, 11))
     table = snapshots.departments_table(_departments(1, 2, 3, 4), CORP, SYNCED_AT)
@@ -187,7 +187,7 @@ def test_shrink_guard_keeps_the_table_when_rows_drop_past_the_fraction(
 
 
 def test_shrink_guard_allows_an_intended_drop_when_raised_to_one(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     _load_departments(conn, *range(1, 11))
     table = snapshots.departments_table(_departments(1, 2), CORP, SYNCED_AT)
@@ -196,7 +196,7 @@ def test_shrink_guard_allows_an_intended_drop_when_raised_to_one(
 
 
 def test_membership_has_one_row_per_user_and_listed_department(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     _load_departments(conn, 1, 2, 3)
     users = [_user("ZhangSan", [2, 3], main=3), _user("lisi", [2], main=7)]
@@ -213,7 +213,7 @@ def test_membership_has_one_row_per_user_and_listed_department(
 
 
 def test_membership_is_not_main_anywhere_when_the_main_department_is_not_visible(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     _load_departments(conn, 1, 2, 3)
     outside = User.from_api({"userid": "wangwu", "department": [2, 3], "order": [1, 2]})
@@ -228,7 +228,7 @@ def test_membership_is_not_main_anywhere_when_the_main_department_is_not_visible
 
 
 def test_membership_without_users_table_says_what_to_materialize(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     with pytest.raises(WarehouseError, match="materialize wecom_users first"):
         publish.replace_membership(conn, CORP)
@@ -385,7 +385,7 @@ def test_a_sqlite_file_is_refused_without_loading_any_extension(tmp_path: Path) 
 
 
 def test_warehouse_connections_never_download_or_load_extensions(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     settings = dict(
         conn.execute(

@@ -116,8 +116,12 @@ def _asset_spec(
     )
 
 
-def build_org_assets(corps: Sequence[Corp] = (), layout: Layout = Layout()) -> dg.AssetsDefinition:
+def build_org_assets(
+    corps: Sequence[Corp] = (), layout: Layout = Layout(), *, pool: str | None = POOL
+) -> dg.AssetsDefinition:
     """The sync multi-asset: one corp from the resource, or one partition per corp of ``corps``.
+
+    ``pool`` is DuckDB's one-writer pool; None for PostgreSQL, where corps write concurrently.
 
     Partitions are keyed by corp id; without corps there is no partition to pick and the corp is
     the resource's ``corp_id``. The layout decides the asset keys, the group, the op name
@@ -138,7 +142,7 @@ def build_org_assets(corps: Sequence[Corp] = (), layout: Layout = Layout()) -> d
             *history_check_specs(layout),
         ],
         can_subset=True,
-        pool=POOL,
+        pool=pool,
         required_resource_keys={layout.wecom_resource, layout.warehouse_resource},
     )
     def wecom_org(context: dg.AssetExecutionContext, config: SyncConfig) -> AssetEvents:
@@ -187,29 +191,23 @@ def _sync(
         userids_case_sensitive=corp is not None and corp.userids_case_sensitive,
     )
     try:
-        report = sync.write_and_publish(
-            duckdb.path,
-            snapshot,
-            lock_timeout=duckdb.lock_timeout_seconds,
-            config=duckdb.connection_settings(),
-        )
+        report = duckdb.write_sync(snapshot)
     except sync.SyncRejectedError as rejected:
         for table, outcomes in rejected.outcomes.items():
             yield from _checks(context, layout.key(table), outcomes)
         raise failure(rejected, "Sync not published") from None
     except WarehouseError as error:
         raise failure(error, "Sync not published") from None
+    where = duckdb.effective_settings()["dagster/uri"]
     context.log.info(
         f"Published {', '.join(report.tables) or 'the history'} of corp {corp_id} to "
-        f"{report.published.path} in {time.monotonic() - started:.2f}s"
+        f"{where} in {time.monotonic() - started:.2f}s"
     )
-    common = {
-        "wecom/corp_id": corp_id,
-        **duckdb.effective_settings(),
-        "duckdb/copy_seconds": round(report.published.copy_seconds, 3),
-        "duckdb/publish_seconds": round(report.published.publish_seconds, 3),
-        "duration_seconds": round(time.monotonic() - started, 3),
-    }
+    common: dict[str, Any] = {"wecom/corp_id": corp_id, **duckdb.effective_settings()}
+    if report.published is not None:
+        common["duckdb/copy_seconds"] = round(report.published.copy_seconds, 3)
+        common["duckdb/publish_seconds"] = round(report.published.publish_seconds, 3)
+    common["duration_seconds"] = round(time.monotonic() - started, 3)
     for spec in OUTPUTS:
         if spec.name not in selected:
             continue
@@ -282,12 +280,7 @@ def _fetch(
 
 def _current_ids(duckdb: WarehouseResource, corp_id: str) -> list[int]:
     try:
-        return sync.department_ids(
-            duckdb.path,
-            corp_id,
-            lock_timeout=duckdb.lock_timeout_seconds,
-            config=duckdb.connection_settings(),
-        )
+        return duckdb.department_ids(corp_id)
     except WarehouseError as error:
         raise failure(error, f"Reading {DEPARTMENTS.name} failed") from None
 

@@ -277,6 +277,8 @@ class WeComSync(dg.Component, dg.Resolvable, dg.Model):
             ResourceSettings(
                 wecom=self.api.model_dump(),
                 warehouse={
+                    **({"url": self.warehouse.url} if self.warehouse.url else {}),
+                    "schema_name": self.warehouse.schema_name,
                     "database": self._warehouse_path(project_root),
                     "lock_timeout_seconds": self.warehouse.lock_timeout_seconds,
                     "pii_policy": self.warehouse.pii_policy,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from copy import copy
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
@@ -153,7 +154,7 @@ class ApiSettings(ResourceFields):
 
 
 class WarehouseSettings(ResourceFields):
-    """The DuckDB file the tables are published to, and what may be written about people."""
+    """Where the tables are published (DuckDB file or PostgreSQL), and what about people."""
 
     _resource = WarehouseResource
 
@@ -165,12 +166,31 @@ class WarehouseSettings(ResourceFields):
             "parent directory is created."
         ),
     )
+    url: str = Field(
+        default="",
+        description=(
+            "postgresql://user@host:port/dbname puts the tables in PostgreSQL; empty means "
+            "$WECOM_WAREHOUSE_URL, else the DuckDB file. No password here: defs.yaml is not a "
+            "secret; put it in PGPASSWORD, or the whole URL in $WECOM_WAREHOUSE_URL."
+        ),
+    )
+    schema_name: str = same_as(WarehouseResource, "schema_name")
     lock_timeout_seconds: float = same_as(WarehouseResource, "lock_timeout_seconds")
     pii_policy: dict[str, str] = same_as(WarehouseResource, "pii_policy")
     pii_salt_env: str = Field(
         default=PII_SALT_ENV,
         description="Name of the env var holding the salt of hashed fields; never the salt.",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _url_holds_no_password(cls, value: str) -> str:
+        if urlsplit(value.strip()).password:
+            raise ValueError(
+                "warehouse url must not hold a password (defs.yaml is not a secret): put it in "
+                "PGPASSWORD, or the whole URL in WECOM_WAREHOUSE_URL and leave url empty"
+            )
+        return value.strip()
 
     @field_validator("pii_salt_env")
     @classmethod
