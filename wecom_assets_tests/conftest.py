@@ -15,7 +15,7 @@ from postgres_server import PostgresServer, start_postgres
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.sandbox.server import SandboxConfig, SandboxServer
 from wecom_assets.warehouse.connection import WarehouseConnection
-from wecom_assets.warehouse.postgres import connect_postgres
+from wecom_assets.warehouse.postgres import PostgresConnection, connect_postgres
 
 if TYPE_CHECKING:
     from ui_support import UiStack
@@ -67,9 +67,14 @@ def conn(request: pytest.FixtureRequest) -> Iterator[WarehouseConnection]:
         with duckdb.connect(":memory:") as connection:
             yield connection
         return
-    server: PostgresServer = request.getfixturevalue("postgres")
+    yield request.getfixturevalue("postgres_conn")
+
+
+@pytest.fixture
+def postgres_conn(postgres: PostgresServer) -> Iterator[PostgresConnection]:
+    """An empty PostgreSQL warehouse: a fresh schema on the session's server."""
     schema = f"test_{uuid.uuid4().hex[:12]}"
-    warehouse = connect_postgres(server.url, schema=schema)
+    warehouse = connect_postgres(postgres.url, schema=schema)
     try:
         warehouse.raw.execute(f"CREATE SCHEMA {schema}")
         yield warehouse

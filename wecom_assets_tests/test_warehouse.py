@@ -1,4 +1,4 @@
-"""Atomic replacement of the DuckDB tables: a failed write never touches the live table."""
+"""Atomic replacement of a corp's rows, in DuckDB and PostgreSQL: a failed write never touches them."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from wecom_assets.warehouse.connection import (
     WarehouseDamagedError,
     WarehouseError,
     WarehouseLockedError,
+    column_names,
     connect,
     count,
     table_exists,
@@ -59,27 +60,36 @@ def _load_departments(conn: WarehouseConnection, *ids: int) -> publish.ReplaceRe
     return publish.replace_table(conn, DEPARTMENTS, table, corp_id=CORP)
 
 
-@pytest.fixture
-def conn(tmp_path: Path) -> Iterator[WarehouseConnection]:
+@pytest.fixture(params=["duckdb", "postgres"])
+def conn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WarehouseConnection]:
+    """A DuckDB file, or a fresh PostgreSQL schema."""
+    if request.param == "postgres":
+        yield request.getfixturevalue("postgres_conn")
+        return
     connection = connect(tmp_path / "wecom.duckdb", lock_timeout=0)
     yield connection
     connection.close()
+
+
+def _primary_key(conn: WarehouseConnection, table: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT k.column_name FROM information_schema.table_constraints AS c "
+        "JOIN information_schema.key_column_usage AS k "
+        "ON k.constraint_name = c.constraint_name AND k.table_name = c.table_name "
+        "AND k.table_schema = c.table_schema "
+        "WHERE c.table_name = ? AND c.table_schema = current_schema() "
+        "AND c.constraint_type = 'PRIMARY KEY' ORDER BY k.ordinal_position",
+        [table],
+    ).fetchall()
+    return [str(row[0]) for row in rows]
 
 
 def test_replace_creates_the_table_with_the_declared_schema(
     conn: WarehouseConnection,
 ) -> None:
     _load_departments(conn, 1, 2, 3)
-    columns = conn.execute(
-        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'wecom_departments'"
-    ).fetchall()
-    canonical = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
-    assert columns == [(c.name, canonical.get(c.sql_type, c.sql_type)) for c in DEPARTMENTS.columns]
-    constraints = conn.execute(
-        "SELECT constraint_column_names FROM duckdb_constraints() "
-        "WHERE table_name = 'wecom_departments' AND constraint_type = 'PRIMARY KEY'"
-    ).fetchall()
-    assert constraints == [(["corp_id", "id"],)]
+    assert column_names(conn, "wecom_departments") == list(DEPARTMENTS.column_names)
+    assert _primary_key(conn, "wecom_departments") == ["corp_id", "id"]
 
 
 def test_a_corps_replacement_leaves_other_corps_rows_alone(
@@ -90,7 +100,7 @@ def test_a_corps_replacement_leaves_other_corps_rows_alone(
     _load_departments(conn, 1, 2)
     result = _load_departments(conn, 1, 5)
     assert (result.row_count, result.previous_row_count) == (2, 2)
-    rows = conn.execute("SELECT corp_id, id FROM wecom_departments ORDER BY ALL").fetchall()
+    rows = conn.execute("SELECT corp_id, id FROM wecom_departments ORDER BY corp_id, id").fetchall()
     assert rows == [*(("ww_other", i) for i in (1, 2, 3, 4)), (CORP, 1), (CORP, 5)]
 
 
@@ -118,11 +128,7 @@ def test_a_table_from_before_corp_ids_is_rebuilt_with_its_rows_given_to_the_corp
     assert conn.execute("SELECT corp_id, id, name FROM wecom_departments").fetchall() == [
         (CORP, 1, "总部")
     ]
-    key = conn.execute(
-        "SELECT constraint_column_names FROM duckdb_constraints() "
-        "WHERE table_name = 'wecom_departments' AND constraint_type = 'PRIMARY KEY'"
-    ).fetchall()
-    assert key == [(["corp_id", "id"],)]
+    assert _primary_key(conn, "wecom_departments") == ["corp_id", "id"]
 
 
 def test_replace_swaps_in_the_new_snapshot_and_reports_counts(
@@ -384,15 +390,15 @@ def test_a_sqlite_file_is_refused_without_loading_any_extension(tmp_path: Path) 
         connect(path, lock_timeout=0)
 
 
-def test_warehouse_connections_never_download_or_load_extensions(
-    conn: WarehouseConnection,
-) -> None:
+def test_warehouse_connections_never_download_or_load_extensions(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "wecom.duckdb", lock_timeout=0)
     settings = dict(
         conn.execute(
             "SELECT name, value FROM duckdb_settings() "
             "WHERE name IN ('autoinstall_known_extensions', 'autoload_known_extensions')"
         ).fetchall()
     )
+    conn.close()
     assert settings == {
         "autoinstall_known_extensions": "false",
         "autoload_known_extensions": "false",
