@@ -169,6 +169,38 @@ def test_another_corps_sync_commits_while_a_corps_transaction_is_open(
         assert _count(reader, "wecom_history_runs", "wwcorpa") == 2
 
 
+def _waiting_for_an_advisory_lock(url: str) -> bool:
+    with psycopg.connect(url) as watcher:
+        row = watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def test_a_second_sync_of_the_same_corp_waits_for_the_first_then_applies(
+    url: str, org: dict[str, Any]
+) -> None:
+    pg_sync.write_and_commit(url, _snapshot(org, T1))
+    writer = connect_postgres(url)
+    second = threading.Thread(
+        target=pg_sync.write_and_commit, args=(url, _snapshot(org, T2 + timedelta(hours=1)))
+    )
+    try:
+        with writer.corp_transaction("wwcorpa"):
+            sync.write(writer, _snapshot(org, T2))
+            second.start()
+            while not _waiting_for_an_advisory_lock(url):
+                assert second.is_alive(), "the second sync did not wait for the first"
+    finally:
+        writer.close()
+    second.join(timeout=120)
+    with psycopg.connect(url) as reader:
+        runs = reader.execute(
+            "SELECT snapshot_at FROM wecom.wecom_history_runs ORDER BY snapshot_at"
+        ).fetchall()
+    assert runs == [(T1,), (T2,), (T2 + timedelta(hours=1),)]
+
+
 def test_two_corps_syncing_at_once_both_land(
     url: str, org: dict[str, Any], other_org: dict[str, Any]
 ) -> None:

@@ -175,22 +175,29 @@ class WarehouseSettings(ResourceFields):
         ),
     )
     schema_name: str = same_as(WarehouseResource, "schema_name")
+
+    def warehouse_url(self) -> str:
+        """``url`` without surrounding blanks.
+
+        Checked here rather than by a validator, whose error would quote the value.
+
+        Raises:
+            ValueError: the URL holds a password (defs.yaml is not a secret).
+        """
+        url = self.url.strip()
+        if urlsplit(url).password:
+            raise ValueError(
+                "warehouse url must not hold a password (defs.yaml is not a secret): put it in "
+                "PGPASSWORD, or the whole URL in WECOM_WAREHOUSE_URL and leave url empty"
+            )
+        return url
+
     lock_timeout_seconds: float = same_as(WarehouseResource, "lock_timeout_seconds")
     pii_policy: dict[str, str] = same_as(WarehouseResource, "pii_policy")
     pii_salt_env: str = Field(
         default=PII_SALT_ENV,
         description="Name of the env var holding the salt of hashed fields; never the salt.",
     )
-
-    @field_validator("url")
-    @classmethod
-    def _url_holds_no_password(cls, value: str) -> str:
-        if urlsplit(value.strip()).password:
-            raise ValueError(
-                "warehouse url must not hold a password (defs.yaml is not a secret): put it in "
-                "PGPASSWORD, or the whole URL in WECOM_WAREHOUSE_URL and leave url empty"
-            )
-        return value.strip()
 
     @field_validator("pii_salt_env")
     @classmethod

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -170,7 +170,9 @@ class PostgresConnection:
             yield
             self.raw.execute("COMMIT")
         except BaseException:
-            self.raw.execute("ROLLBACK")
+            # A lost connection cannot roll back, and the server discards its transaction.
+            with suppress(Exception):
+                self.raw.execute("ROLLBACK")
             raise
         finally:
             self._outer = False
