@@ -321,6 +321,12 @@ def test_a_dagster_materialization_writes_postgres(
         for event in result.asset_materializations_for_node("wecom_org")
     ]
     assert {m["warehouse/backend"] for m in metadata} == {"postgres"}
+    assert {m["dagster/table_name"] for m in metadata} == {
+        "wecom.wecom_departments",
+        "wecom.wecom_users",
+        "wecom.dept_membership",
+        "wecom.wecom_users_history",
+    }
     assert not any(org["corp_secret"] in repr(m) or url.split("@")[0] in repr(m) for m in metadata)
     with psycopg.connect(url) as reader:
         assert _count(reader, "dept_membership", org["corp_id"]) == len(expected_membership(org))

@@ -204,6 +204,7 @@ def _sync(
         f"{where} in {time.monotonic() - started:.2f}s"
     )
     common: dict[str, Any] = {"wecom/corp_id": corp_id, **duckdb.effective_settings()}
+    schema = duckdb.schema_name if duckdb.backend == "postgres" else "main"
     if report.published is not None:
         common["duckdb/copy_seconds"] = round(report.published.copy_seconds, 3)
         common["duckdb/publish_seconds"] = round(report.published.publish_seconds, 3)
@@ -214,10 +215,12 @@ def _sync(
         if spec.name in report.tables:
             extra = {**common, **fetched.metadata.get(spec.name, {})}
             yield _table_materialization(
-                context, spec, layout.key(spec.name), report.tables[spec.name], extra
+                context, spec, layout.key(spec.name), report.tables[spec.name], extra, schema
             )
         elif report.history is not None:
-            yield _history_materialization(spec, layout.key(spec.name), report.history, common)
+            yield _history_materialization(
+                spec, layout.key(spec.name), report.history, common, schema
+            )
     if report.history is not None:
         for outcome in report.history.result.outcomes:
             yield from _checks(context, layout.key(str(outcome.details["table"])), [outcome])
@@ -305,10 +308,11 @@ def _table_materialization(
     key: dg.AssetKey,
     result: publish.ReplaceResult,
     extra: Mapping[str, Any],
+    schema: str,
 ) -> dg.MaterializeResult:
     metadata: dict[str, Any] = {
         "dagster/row_count": result.row_count,
-        **table_metadata(spec),
+        **table_metadata(spec, schema),
         "duckdb/load_seconds": round(result.seconds, 3),
         **extra,
     }
@@ -323,12 +327,16 @@ def _table_materialization(
 
 
 def _history_materialization(
-    spec: TableSpec, key: dg.AssetKey, report: sync.HistoryReport, common: Mapping[str, Any]
+    spec: TableSpec,
+    key: dg.AssetKey,
+    report: sync.HistoryReport,
+    common: Mapping[str, Any],
+    schema: str,
 ) -> dg.MaterializeResult:
     result = report.result
     metadata: dict[str, Any] = {
         "dagster/row_count": report.row_counts[spec.name],
-        **table_metadata(spec),
+        **table_metadata(spec, schema),
         "history/snapshot_at": result.snapshot_at.isoformat(),
         "history/applied": result.applied,
         **common,
