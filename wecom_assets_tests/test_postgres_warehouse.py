@@ -284,6 +284,12 @@ def test_the_metadata_names_the_url_without_its_password(postgres: PostgresServe
     )
 
 
+def test_a_duckdb_connection_is_refused_when_the_warehouse_is_postgres() -> None:
+    warehouse = WarehouseResource(url="postgresql://analyst@db/org")
+    with pytest.raises(WarehouseError, match="query schema wecom"), warehouse.get_connection():
+        pass
+
+
 def test_a_missing_driver_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(WarehouseError, match=r"pip install 'wecom_assets\[postgres\]'"):

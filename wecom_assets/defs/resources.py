@@ -18,7 +18,7 @@ from pydantic import Field
 
 from wecom_assets.defs import settings
 from wecom_assets.warehouse import pg_sync, sync
-from wecom_assets.warehouse.connection import ConnectionConfig, connect
+from wecom_assets.warehouse.connection import ConnectionConfig, WarehouseError, connect
 from wecom_assets.warehouse.pii import PiiPolicy, resolve_policy
 from wecom_assets.warehouse.postgres import DEFAULT_SCHEMA, display_url, is_postgres_url
 from wecom_assets.wecom import ClientConfig, WeComClient
@@ -338,7 +338,17 @@ class WarehouseResource(DuckDBResource):
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection, closed on exit whatever happens inside the block."""
+        """A read-write connection to the DuckDB file, closed on exit whatever happens inside.
+
+        Raises:
+            WarehouseError: the warehouse is PostgreSQL; a DuckDB connection would read a file
+                the syncs no longer write.
+        """
+        if self.backend == "postgres":
+            raise WarehouseError(
+                "The warehouse is PostgreSQL (WECOM_WAREHOUSE_URL is set), so there is no DuckDB "
+                f"file to connect to; query schema {self.schema_name} with a PostgreSQL client."
+            )
         conn = connect(
             self.path, lock_timeout=self.lock_timeout_seconds, config=self.connection_settings()
         )
