@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,8 @@ from postgres_server import PostgresServer, start_postgres
 
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.sandbox.server import SandboxConfig, SandboxServer
+from wecom_assets.warehouse.connection import WarehouseConnection
+from wecom_assets.warehouse.postgres import PostgresConnection, connect_postgres
 
 if TYPE_CHECKING:
     from ui_support import UiStack
@@ -53,11 +56,30 @@ def sandbox(
     return start_sandbox(sandbox_org)
 
 
+@pytest.fixture(params=["duckdb", "postgres"])
+def conn(request: pytest.FixtureRequest) -> Iterator[WarehouseConnection]:
+    """An empty warehouse of each backend: in-memory DuckDB, or a fresh PostgreSQL schema.
+
+    A schema of its own per test is cheaper than a database and just as isolated: every name the
+    warehouse code uses resolves through the connection's search path.
+    """
+    if request.param == "duckdb":
+        with duckdb.connect(":memory:") as connection:
+            yield connection
+        return
+    yield request.getfixturevalue("postgres_conn")
+
+
 @pytest.fixture
-def conn() -> Iterator[duckdb.DuckDBPyConnection]:
-    """An empty in-memory DuckDB database, closed after the test."""
-    with duckdb.connect(":memory:") as connection:
-        yield connection
+def postgres_conn(postgres: PostgresServer) -> Iterator[PostgresConnection]:
+    """An empty PostgreSQL warehouse: a fresh schema on the session's server."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    warehouse = connect_postgres(postgres.url, schema=schema)
+    try:
+        warehouse.raw.execute(f"CREATE SCHEMA {schema}")
+        yield warehouse
+    finally:
+        warehouse.close()
 
 
 @pytest.fixture(scope="session")

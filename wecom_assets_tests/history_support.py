@@ -11,11 +11,10 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-import duckdb
-
 from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import visible_view
 from wecom_assets.warehouse import history, publish, snapshots, tag_sync
+from wecom_assets.warehouse.connection import WarehouseConnection
 from wecom_assets.warehouse.tables import (
     DEPARTMENTS,
     TAG_DEPARTMENTS,
@@ -28,7 +27,7 @@ from wecom_assets.wecom.tags import TagDetail
 
 
 def load_snapshot(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
     org: dict[str, Any],
     synced_at: datetime,
     visible: Collection[int] | None = None,
@@ -93,7 +92,7 @@ def expected_intervals(
 
 
 def load_tags(
-    conn: duckdb.DuckDBPyConnection, corp_id: str, details: Sequence[TagDetail], at: datetime
+    conn: WarehouseConnection, corp_id: str, details: Sequence[TagDetail], at: datetime
 ) -> None:
     """Replace a corp's three tag tables with ``details`` and fold them into the tag history."""
     snapshot = tag_sync.tag_snapshot(details, corp_id, at)

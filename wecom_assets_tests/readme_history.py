@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -21,6 +20,7 @@ from history_support import load_snapshot, load_tags, plain_users
 from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.warehouse import history
+from wecom_assets.warehouse.connection import WarehouseConnection
 from wecom_assets.wecom.models import Department, User
 from wecom_assets.wecom.tags import TagDetail
 
@@ -38,7 +38,7 @@ class History:
     index of the first sync that saw it and ``event`` as ``wecom_org_changes`` names it.
     """
 
-    database: Path
+    database: str
     times: list[datetime]
     orgs: list[dict[str, Any]] = field(default_factory=list)
     user_changes: list[tuple[int, str, str]] = field(default_factory=list)
@@ -180,8 +180,11 @@ class _Recorder:
         self.history.department_changes.append((self.sync, event, department))
 
 
-def five_syncs(database: Path) -> History:
-    """Fold the five syncs into a new DuckDB file at ``database``."""
+def five_syncs(conn: WarehouseConnection, database: str) -> History:
+    """Fold the five syncs into the empty warehouse of ``conn``, found at ``database``.
+
+    ``database`` is the DuckDB file's path or the PostgreSQL URL, for the examples to query.
+    """
     now = datetime.now(UTC)
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     times = [month_start - timedelta(days=days) for days in (70, 40, 10)]
@@ -202,38 +205,37 @@ def five_syncs(database: Path) -> History:
     synced = History(database, times)
     edit = _Recorder(org, synced)
     tags = _Tags(synced)
-    with duckdb.connect(str(database)) as conn:
-        for sync, at in enumerate(times):
-            edit.sync = tags.sync = sync
-            _edit_tags(tags, sync, movers, plain)
-            if sync == 1:
-                edit.join("early.hire", "老同事", RESEARCH)
-                edit.leave(leavers[0])
-                edit.rename(renamed[0], "早更名部")
-            elif sync == 2:
-                edit.move(movers[0], PRODUCT)
-                edit.move(movers[1], PRODUCT)
-                edit.leave(leavers[1])
-                edit.join("new.hire.1", "新同事甲", PRODUCT)
-                edit.join("new.hire.2", "新同事乙", RESEARCH)
-                edit.rename(renamed[1], "更名部")
-            elif sync == 3:
-                edit.move(movers[2], PRODUCT)
-                edit.leave(leavers[2])
-                edit.join("new.hire.3", "新同事丙", PRODUCT)
-                edit.rename(renamed[2], "又更名部")
-            elif sync == 4:
-                edit.move(movers[3], OPERATIONS)
-                edit.move(switcher, PRODUCT)
-                # A member of the top department itself belongs to no top-level department.
-                edit.join("chief.of.staff", "总裁助理", 1)
-                edit.lead("new.hire.1", PRODUCT)
-                edit.reparent(nested, 1)
-            synced.orgs.append(org.snapshot())
-            load_snapshot(conn, synced.orgs[-1], at)
-            history.apply_snapshot(conn, org.data["corp_id"])
-            synced.tags.append(tags.details())
-            load_tags(conn, org.data["corp_id"], synced.tags[-1], at)
+    for sync, at in enumerate(times):
+        edit.sync = tags.sync = sync
+        _edit_tags(tags, sync, movers, plain)
+        if sync == 1:
+            edit.join("early.hire", "老同事", RESEARCH)
+            edit.leave(leavers[0])
+            edit.rename(renamed[0], "早更名部")
+        elif sync == 2:
+            edit.move(movers[0], PRODUCT)
+            edit.move(movers[1], PRODUCT)
+            edit.leave(leavers[1])
+            edit.join("new.hire.1", "新同事甲", PRODUCT)
+            edit.join("new.hire.2", "新同事乙", RESEARCH)
+            edit.rename(renamed[1], "更名部")
+        elif sync == 3:
+            edit.move(movers[2], PRODUCT)
+            edit.leave(leavers[2])
+            edit.join("new.hire.3", "新同事丙", PRODUCT)
+            edit.rename(renamed[2], "又更名部")
+        elif sync == 4:
+            edit.move(movers[3], OPERATIONS)
+            edit.move(switcher, PRODUCT)
+            # A member of the top department itself belongs to no top-level department.
+            edit.join("chief.of.staff", "总裁助理", 1)
+            edit.lead("new.hire.1", PRODUCT)
+            edit.reparent(nested, 1)
+        synced.orgs.append(org.snapshot())
+        load_snapshot(conn, synced.orgs[-1], at)
+        history.apply_snapshot(conn, org.data["corp_id"])
+        synced.tags.append(tags.details())
+        load_tags(conn, org.data["corp_id"], synced.tags[-1], at)
     return synced
 
 

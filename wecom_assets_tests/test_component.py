@@ -193,6 +193,22 @@ def test_a_relative_warehouse_path_starts_at_the_project_root() -> None:
         assert duckdb.path == sandbox.project_root / "data" / "org.duckdb"
 
 
+def test_the_warehouse_url_and_schema_reach_the_resource_and_drop_the_duckdb_pool() -> None:
+    url = "postgresql://analyst@db.example.com:5432/org"
+    with loaded({"warehouse": {"url": url, "schema_name": "org_chart"}}) as (_, defs):
+        warehouse = (defs.resources or {})["duckdb"]
+        assert isinstance(warehouse, WarehouseResource)
+        assert (warehouse.url, warehouse.schema_name) == (url, "org_chart")
+        pools = {a.op.pool for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition)}
+        assert pools == {None}
+
+
+def test_a_password_in_the_warehouse_url_is_refused() -> None:
+    message = load_error({"warehouse": {"url": "postgresql://analyst:Hunter2-Secret@db/org"}})
+    assert "must not hold a password" in message
+    assert "Hunter2-Secret" not in message
+
+
 def test_a_misspelled_field_is_named_with_its_line() -> None:
     message = load_error({"api": {"max_concurency": 8}})
     assert "attributes.api.max_concurency at " in message

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import duckdb
 import pytest
 from history_support import load_snapshot
 
 from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import generate_org, subtree_ids, visible_view
 from wecom_assets.warehouse import history
+from wecom_assets.warehouse.connection import WarehouseConnection
 
 T1 = datetime(2025, 3, 1, tzinfo=UTC)
 PATHS_SQL = "SELECT id, depth, id_path, name_path, path_names FROM wecom_department_paths"
@@ -35,7 +35,7 @@ def _expected(departments: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
     return rows
 
 
-def _rows(conn: duckdb.DuckDBPyConnection, sql: str) -> set[tuple[Any, ...]]:
+def _rows(conn: WarehouseConnection, sql: str) -> set[tuple[Any, ...]]:
     return {
         tuple(tuple(v) if isinstance(v, list) else v for v in row)
         for row in conn.execute(sql).fetchall()
@@ -43,7 +43,7 @@ def _rows(conn: duckdb.DuckDBPyConnection, sql: str) -> set[tuple[Any, ...]]:
 
 
 def test_every_department_has_its_depth_and_root_to_node_paths(
-    conn: duckdb.DuckDBPyConnection, org: dict[str, Any]
+    conn: WarehouseConnection, org: dict[str, Any]
 ) -> None:
     load_snapshot(conn, org, T1)
     history.ensure_schema(conn, org["corp_id"])
@@ -54,7 +54,7 @@ def test_every_department_has_its_depth_and_root_to_node_paths(
 
 
 def test_a_partial_visible_range_starts_paths_at_the_visible_roots(
-    conn: duckdb.DuckDBPyConnection, org: dict[str, Any]
+    conn: WarehouseConnection, org: dict[str, Any]
 ) -> None:
     deep = [d["id"] for d in org["departments"] if d["parentid"] not in (0, 1)][:2]
     roots = [
@@ -70,7 +70,7 @@ def test_a_partial_visible_range_starts_paths_at_the_visible_roots(
 
 
 def test_a_name_with_a_slash_stays_whole_in_path_names(
-    conn: duckdb.DuckDBPyConnection, org: dict[str, Any]
+    conn: WarehouseConnection, org: dict[str, Any]
 ) -> None:
     changed = OrgEditor(org)
     leaf = changed.data["departments"][-1]
@@ -86,7 +86,7 @@ def test_a_name_with_a_slash_stays_whole_in_path_names(
 
 
 def test_the_view_follows_each_replacement_of_the_departments_table(
-    conn: duckdb.DuckDBPyConnection, org: dict[str, Any]
+    conn: WarehouseConnection, org: dict[str, Any]
 ) -> None:
     load_snapshot(conn, org, T1)
     history.ensure_schema(conn, org["corp_id"])
@@ -101,7 +101,7 @@ def test_the_view_follows_each_replacement_of_the_departments_table(
 
 
 def test_renaming_a_department_versions_the_path_of_its_whole_subtree(
-    conn: duckdb.DuckDBPyConnection, org: dict[str, Any]
+    conn: WarehouseConnection, org: dict[str, Any]
 ) -> None:
     load_snapshot(conn, org, T1)
     history.apply_snapshot(conn, org["corp_id"])

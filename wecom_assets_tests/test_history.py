@@ -7,10 +7,12 @@ sync would write them) at fixed times and folds them into the history with ``app
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
+import psycopg
 import pytest
 from dagster_support import (
     DEPARTMENT_COLUMNS,
@@ -24,8 +26,9 @@ from history_support import load_snapshot, plain_users
 from wecom_assets.sandbox.evolve import OrgEditor
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.warehouse import history
+from wecom_assets.warehouse.connection import WarehouseConnection
 from wecom_assets.warehouse.tables import HISTORY_TABLES as HISTORY_SPECS
-from wecom_assets.warehouse.tables import TRACKED, USERS
+from wecom_assets.warehouse.tables import TRACKED, USERS, history_table
 
 T1 = datetime(2025, 3, 1, 2, 0, tzinfo=UTC)
 T2 = T1 + timedelta(days=1)
@@ -41,13 +44,13 @@ def base_org() -> dict[str, Any]:
     return generate_org(users=120, departments=15, seed=21)
 
 
-def _sync(conn: duckdb.DuckDBPyConnection, org: OrgEditor, at: datetime) -> history.HistoryResult:
+def _sync(conn: WarehouseConnection, org: OrgEditor, at: datetime) -> history.HistoryResult:
     load_snapshot(conn, org.snapshot(), at)
     return history.apply_snapshot(conn, org.data["corp_id"])
 
 
 def _rows(
-    conn: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None
+    conn: WarehouseConnection, sql: str, params: dict[str, Any] | None = None
 ) -> set[tuple[Any, ...]]:
     return {_hashable(row) for row in conn.execute(sql, params or {}).fetchall()}
 
@@ -58,7 +61,7 @@ def _hashable(value: Any) -> Any:
     return value
 
 
-def _dump(conn: duckdb.DuckDBPyConnection) -> dict[str, set[tuple[Any, ...]]]:
+def _dump(conn: WarehouseConnection) -> dict[str, set[tuple[Any, ...]]]:
     """Every row of every history table, for before/after comparisons."""
     return {name: _rows(conn, f"SELECT * FROM {name}") for name in HISTORY_TABLES}
 
@@ -71,6 +74,20 @@ def _as_of(table: str, at: datetime) -> str:
     )
 
 
+def _json_canonical(users: set[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+    """User rows with their two JSON columns as canonical text.
+
+    PostgreSQL's JSONB keeps a JSON value, not its text: keys come back in its own order.
+    """
+    return {
+        (
+            *row[:-2],
+            *(None if v is None else json.dumps(json.loads(v), sort_keys=True) for v in row[-2:]),
+        )
+        for row in users
+    }
+
+
 def _users_as_of(at: datetime) -> str:
     columns = USER_COLUMNS.replace(
         "extattr, external_profile", "extattr::VARCHAR, external_profile::VARCHAR"
@@ -79,7 +96,7 @@ def _users_as_of(at: datetime) -> str:
 
 
 def test_first_snapshot_opens_one_version_per_row_and_no_events(
-    conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
+    conn: WarehouseConnection, base_org: dict[str, Any]
 ) -> None:
     result = _sync(conn, OrgEditor(base_org), T1)
     assert result.applied
@@ -97,7 +114,7 @@ def test_first_snapshot_opens_one_version_per_row_and_no_events(
 
 
 def test_applying_the_same_snapshot_again_changes_nothing(
-    conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
+    conn: WarehouseConnection, base_org: dict[str, Any]
 ) -> None:
     org = OrgEditor(base_org)
     _sync(conn, org, T1)
@@ -111,7 +128,7 @@ def test_applying_the_same_snapshot_again_changes_nothing(
 
 
 def test_a_new_snapshot_without_changes_adds_no_versions_but_logs_the_sync(
-    conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
+    conn: WarehouseConnection, base_org: dict[str, Any]
 ) -> None:
     org = OrgEditor(base_org)
     _sync(conn, org, T1)
@@ -134,7 +151,7 @@ def test_a_new_snapshot_without_changes_adds_no_versions_but_logs_the_sync(
 
 
 def test_only_changed_rows_get_new_versions_and_unchanged_rows_keep_their_first(
-    conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
+    conn: WarehouseConnection, base_org: dict[str, Any]
 ) -> None:
     org = OrgEditor(base_org)
     _sync(conn, org, T1)
@@ -161,7 +178,7 @@ def test_only_changed_rows_get_new_versions_and_unchanged_rows_keep_their_first(
 
 
 def test_as_of_each_snapshot_the_history_equals_that_snapshot_exactly(
-    conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
+    conn: WarehouseConnection, base_org: dict[str, Any]
 ) -> None:
     org = OrgEditor(base_org)
     snapshots = []
@@ -179,7 +196,9 @@ def test_as_of_each_snapshot_the_history_equals_that_snapshot_exactly(
         _sync(conn, org, at)
     for at, snapshot in snapshots:
         probe = at + timedelta(hours=12)
-        assert _rows(conn, _users_as_of(probe)) == expected_users(snapshot)
+        assert _json_canonical(_rows(conn, _users_as_of(probe))) == _json_canonical(
+            expected_users(snapshot)
+        )
         assert _rows(
             conn, f"SELECT {DEPARTMENT_COLUMNS} {_as_of('wecom_departments_history', probe)}"
         ) == expected_departments(snapshot)
@@ -192,7 +211,7 @@ def test_as_of_each_snapshot_the_history_equals_that_snapshot_exactly(
 
 
 def test_user_events_are_exactly_the_changes_made(
-    conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
+    conn: WarehouseConnection, base_org: dict[str, Any]
 ) -> None:
     org = OrgEditor(base_org)
     _sync(conn, org, T1)
@@ -221,7 +240,7 @@ def test_user_events_are_exactly_the_changes_made(
 
 
 def test_a_user_who_leaves_and_returns_has_two_intervals_and_both_events(
-    conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
+    conn: WarehouseConnection, base_org: dict[str, Any]
 ) -> None:
     org = OrgEditor(base_org)
     _sync(conn, org, T1)
@@ -241,7 +260,7 @@ def test_a_user_who_leaves_and_returns_has_two_intervals_and_both_events(
 
 
 def test_leader_changes_are_events_of_the_department_and_of_both_users(
-    conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
+    conn: WarehouseConnection, base_org: dict[str, Any]
 ) -> None:
     org = OrgEditor(base_org)
     department = next(
@@ -267,7 +286,7 @@ def test_leader_changes_are_events_of_the_department_and_of_both_users(
 
 
 def test_department_events_cover_rename_move_add_and_remove(
-    conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
+    conn: WarehouseConnection, base_org: dict[str, Any]
 ) -> None:
     org = OrgEditor(base_org)
     leaf = next(d for d in org.data["departments"][1:] if _removable(org, d["id"]))
@@ -290,7 +309,7 @@ def test_department_events_cover_rename_move_add_and_remove(
 
 
 def test_moves_carry_the_department_paths_as_they_were_at_the_change(
-    conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
+    conn: WarehouseConnection, base_org: dict[str, Any]
 ) -> None:
     org = OrgEditor(base_org)
     org.add_department(99_001, "研发中心", 1)
@@ -310,7 +329,7 @@ def test_moves_carry_the_department_paths_as_they_were_at_the_change(
 
 
 def test_a_snapshot_older_than_the_history_is_refused_and_changes_nothing(
-    conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
+    conn: WarehouseConnection, base_org: dict[str, Any]
 ) -> None:
     org = OrgEditor(base_org)
     _sync(conn, org, T2)
@@ -323,7 +342,7 @@ def test_a_snapshot_older_than_the_history_is_refused_and_changes_nothing(
 
 
 def test_a_failure_part_way_through_changes_nothing(
-    conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
+    conn: WarehouseConnection, base_org: dict[str, Any]
 ) -> None:
     org = OrgEditor(base_org)
     _sync(conn, org, T1)
@@ -334,24 +353,31 @@ def test_a_failure_part_way_through_changes_nothing(
     # A membership table whose ids no longer fit the history's BIGINT column: departments and
     # users are already written inside the transaction when the membership insert fails.
     conn.execute(
-        "CREATE OR REPLACE TABLE dept_membership AS "
-        "SELECT userid, 'x' || department_id AS department_id, sort_order, is_leader, is_main "
+        "CREATE TABLE broken_membership AS SELECT corp_id, userid, "
+        "'x' || department_id AS department_id, sort_order, is_leader, is_main "
         "FROM dept_membership"
     )
-    with pytest.raises(duckdb.ConversionException):
+    conn.execute("DROP TABLE dept_membership")
+    conn.execute("ALTER TABLE broken_membership RENAME TO dept_membership")
+    with pytest.raises((duckdb.ConversionException, psycopg.errors.UndefinedFunction)):
         history.apply_snapshot(conn, base_org["corp_id"])
     assert _dump(conn) == before
 
 
 def test_an_inconsistent_history_is_reported_and_not_updated(
-    conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
+    conn: WarehouseConnection, base_org: dict[str, Any]
 ) -> None:
     org = OrgEditor(base_org)
     _sync(conn, org, T1)
     (userid,) = plain_users(org, 1)
+    shifted = ", ".join(
+        "valid_from + INTERVAL 1 HOUR" if c.name == "valid_from" else c.name
+        for c in history_table(USERS).columns
+    )
     conn.execute(
-        "INSERT INTO wecom_users_history SELECT * REPLACE (valid_from + INTERVAL 1 HOUR AS "
-        f"valid_from) FROM wecom_users_history WHERE userid = '{userid}'"
+        f"INSERT INTO wecom_users_history SELECT {shifted} FROM wecom_users_history "
+        "WHERE userid = ?",
+        [userid],
     )
     before = _dump(conn)
     org.rename_user(userid, "另一个名字")
@@ -366,7 +392,7 @@ def test_an_inconsistent_history_is_reported_and_not_updated(
 
 
 def test_a_column_added_to_the_tables_does_not_version_every_row(
-    conn: duckdb.DuckDBPyConnection, base_org: dict[str, Any]
+    conn: WarehouseConnection, base_org: dict[str, Any]
 ) -> None:
     org = OrgEditor(base_org)
     _sync(conn, org, T1)
@@ -377,13 +403,13 @@ def test_a_column_added_to_the_tables_does_not_version_every_row(
         tracked.history,
         columns=tuple(c for c in tracked.history.columns if c.name != "qr_code"),
     )
-    conn.execute("ALTER TABLE wecom_users_history RENAME TO newer")
-    conn.execute(spec.create_sql("wecom_users_history"))
+    conn.execute(spec.create_sql("older"))
     conn.execute(
-        "INSERT INTO wecom_users_history SELECT * EXCLUDE (qr_code) "
-        f"REPLACE ({history.row_hash_sql(older, 'newer')} AS row_hash) FROM newer"
+        f"INSERT INTO older SELECT {', '.join(older)}, valid_from, valid_to, "
+        f"{history.row_hash_sql(older, 'h')} FROM wecom_users_history AS h"
     )
-    conn.execute("DROP TABLE newer")
+    conn.execute("DROP TABLE wecom_users_history CASCADE")
+    conn.execute("ALTER TABLE older RENAME TO wecom_users_history")
     result = _sync(conn, org, T2)
     users = {t.table: t for t in result.tables}["wecom_users_history"]
     with_qr_code = sum(1 for u in base_org["users"] if u.get("qr_code") is not None)

@@ -9,6 +9,7 @@ adding an example whose answer nobody checks, fails here too.
 from __future__ import annotations
 
 import re
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,10 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import psycopg
 import pytest
 from history_support import expected_intervals
+from postgres_server import PostgresServer
 from readme_history import A_WEEK_AGO, SYNCS, TODAY, History, five_syncs
 
+from wecom_assets.warehouse.postgres import connect_postgres, is_postgres_url
 from wecom_assets.wecom.models import Department, User
 
 DOC = Path(__file__).resolve().parent.parent / "README.md"
@@ -49,9 +53,30 @@ def _examples(markdown: str) -> list[tuple[str, str]]:
 EXAMPLES = _examples(DOC.read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="module")
-def synced(tmp_path_factory: pytest.TempPathFactory) -> History:
-    return five_syncs(tmp_path_factory.mktemp("docs") / "wecom.duckdb")
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def synced(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> History:
+    """The five syncs in a DuckDB file, or in PostgreSQL's schema ``wecom``."""
+    if request.param == "duckdb":
+        path = tmp_path_factory.mktemp("docs") / "wecom.duckdb"
+        with duckdb.connect(str(path)) as conn:
+            return five_syncs(conn, str(path))
+    server: PostgresServer = request.getfixturevalue("postgres")
+    url = server.create_database(f"readme_{uuid.uuid4().hex[:12]}")
+    warehouse = connect_postgres(url)
+    try:
+        warehouse.raw.execute("CREATE SCHEMA wecom")
+        return five_syncs(warehouse, url)
+    finally:
+        warehouse.close()
+
+
+def _run(synced: History, sql: str) -> Rows:
+    """``sql`` as an analyst runs it: DuckDB's CLI on the file, or psql with schema ``wecom``."""
+    if not is_postgres_url(synced.database):
+        with duckdb.connect(synced.database, read_only=True) as conn:
+            return conn.execute(sql).fetchall()
+    with psycopg.connect(synced.database, options="-c search_path=wecom") as conn:
+        return conn.execute(sql.encode()).fetchall()
 
 
 def _within_30_days(at: datetime) -> bool:
@@ -273,9 +298,7 @@ ANSWERS: dict[str, Callable[[History, Rows], None]] = {
 @pytest.mark.parametrize(("question", "sql"), EXAMPLES, ids=[q for q, _ in EXAMPLES])
 def test_readme_example_answers_its_question(synced: History, question: str, sql: str) -> None:
     assert question in ANSWERS, f"the README asks {question!r}; no answer for it is checked here"
-    with duckdb.connect(str(synced.database), read_only=True) as conn:
-        rows = conn.execute(sql).fetchall()
-    ANSWERS[question](synced, rows)
+    ANSWERS[question](synced, _run(synced, sql))
 
 
 def test_every_question_answered_here_is_asked_in_the_readme() -> None:

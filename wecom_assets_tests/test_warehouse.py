@@ -1,4 +1,4 @@
-"""Atomic replacement of the DuckDB tables: a failed write never touches the live table."""
+"""Atomic replacement of a corp's rows, in DuckDB and PostgreSQL: a failed write never touches them."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from wecom_assets.warehouse import publish, snapshots
 from wecom_assets.warehouse.connection import (
+    WarehouseConnection,
     WarehouseDamagedError,
     WarehouseError,
     WarehouseLockedError,
+    column_names,
     connect,
     count,
     table_exists,
@@ -54,48 +55,57 @@ def _user(userid: str, departments: list[int], main: int | None = None) -> User:
     )
 
 
-def _load_departments(conn: duckdb.DuckDBPyConnection, *ids: int) -> publish.ReplaceResult:
+def _load_departments(conn: WarehouseConnection, *ids: int) -> publish.ReplaceResult:
     table = snapshots.departments_table(_departments(*ids), CORP, SYNCED_AT)
     return publish.replace_table(conn, DEPARTMENTS, table, corp_id=CORP)
 
 
-@pytest.fixture
-def conn(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+@pytest.fixture(params=["duckdb", "postgres"])
+def conn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WarehouseConnection]:
+    """A DuckDB file, or a fresh PostgreSQL schema."""
+    if request.param == "postgres":
+        yield request.getfixturevalue("postgres_conn")
+        return
     connection = connect(tmp_path / "wecom.duckdb", lock_timeout=0)
     yield connection
     connection.close()
 
 
+def _primary_key(conn: WarehouseConnection, table: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT k.column_name FROM information_schema.table_constraints AS c "
+        "JOIN information_schema.key_column_usage AS k "
+        "ON k.constraint_name = c.constraint_name AND k.table_name = c.table_name "
+        "AND k.table_schema = c.table_schema "
+        "WHERE c.table_name = ? AND c.table_schema = current_schema() "
+        "AND c.constraint_type = 'PRIMARY KEY' ORDER BY k.ordinal_position",
+        [table],
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
 def test_replace_creates_the_table_with_the_declared_schema(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     _load_departments(conn, 1, 2, 3)
-    columns = conn.execute(
-        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'wecom_departments'"
-    ).fetchall()
-    canonical = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
-    assert columns == [(c.name, canonical.get(c.sql_type, c.sql_type)) for c in DEPARTMENTS.columns]
-    constraints = conn.execute(
-        "SELECT constraint_column_names FROM duckdb_constraints() "
-        "WHERE table_name = 'wecom_departments' AND constraint_type = 'PRIMARY KEY'"
-    ).fetchall()
-    assert constraints == [(["corp_id", "id"],)]
+    assert column_names(conn, "wecom_departments") == list(DEPARTMENTS.column_names)
+    assert _primary_key(conn, "wecom_departments") == ["corp_id", "id"]
 
 
 def test_a_corps_replacement_leaves_other_corps_rows_alone(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     other = snapshots.departments_table(_departments(1, 2, 3, 4), "ww_other", SYNCED_AT)
     publish.replace_table(conn, DEPARTMENTS, other, corp_id="ww_other")
     _load_departments(conn, 1, 2)
     result = _load_departments(conn, 1, 5)
     assert (result.row_count, result.previous_row_count) == (2, 2)
-    rows = conn.execute("SELECT corp_id, id FROM wecom_departments ORDER BY ALL").fetchall()
+    rows = conn.execute("SELECT corp_id, id FROM wecom_departments ORDER BY corp_id, id").fetchall()
     assert rows == [*(("ww_other", i) for i in (1, 2, 3, 4)), (CORP, 1), (CORP, 5)]
 
 
 def test_the_shrink_guard_counts_only_the_corps_own_rows(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     other = snapshots.departments_table(_departments(*range(1, 21)), "ww_other", SYNCED_AT)
     publish.replace_table(conn, DEPARTMENTS, other, corp_id="ww_other")
@@ -105,7 +115,7 @@ def test_the_shrink_guard_counts_only_the_corps_own_rows(
 
 
 def test_a_table_from_before_corp_ids_is_rebuilt_with_its_rows_given_to_the_corp(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     old_columns = [c for c in DEPARTMENTS.columns if c.name != "corp_id"]
     conn.execute(
@@ -118,15 +128,11 @@ def test_a_table_from_before_corp_ids_is_rebuilt_with_its_rows_given_to_the_corp
     assert conn.execute("SELECT corp_id, id, name FROM wecom_departments").fetchall() == [
         (CORP, 1, "总部")
     ]
-    key = conn.execute(
-        "SELECT constraint_column_names FROM duckdb_constraints() "
-        "WHERE table_name = 'wecom_departments' AND constraint_type = 'PRIMARY KEY'"
-    ).fetchall()
-    assert key == [(["corp_id", "id"],)]
+    assert _primary_key(conn, "wecom_departments") == ["corp_id", "id"]
 
 
 def test_replace_swaps_in_the_new_snapshot_and_reports_counts(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     _load_departments(conn, 1, 2, 3)
     result = _load_departments(conn, 1, 2, 4)
@@ -138,7 +144,7 @@ def test_replace_swaps_in_the_new_snapshot_and_reports_counts(
     ]
 
 
-def test_text_is_stored_exactly_as_received(conn: duckdb.DuckDBPyConnection) -> None:
+def test_text_is_stored_exactly_as_received(conn: WarehouseConnection) -> None:
     users = [_user("ZhangSan", [1]), _user("a" * 64, [1])]
     publish.replace_table(conn, USERS, snapshots.users_table(users, CORP, SYNCED_AT), corp_id=CORP)
     names = conn.execute("SELECT userid, name FROM wecom_users ORDER BY userid").fetchall()
@@ -146,11 +152,11 @@ def test_text_is_stored_exactly_as_received(conn: duckdb.DuckDBPyConnection) -> 
 
 
 def test_an_error_during_the_write_keeps_the_previous_table(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     _load_departments(conn, 1, 2, 3)
 
-    def exploding_rule(connection: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
+    def exploding_rule(connection: WarehouseConnection, relation: str) -> CheckOutcome:
         raise RuntimeError("disk full")
 
     table = snapshots.departments_table(_departments(1, 9), CORP, SYNCED_AT)
@@ -166,7 +172,7 @@ def test_an_error_during_the_write_keeps_the_previous_table(
     assert not table_exists(conn, "wecom_departments__staging")
 
 
-def test_a_failed_blocking_rule_rejects_the_snapshot(conn: duckdb.DuckDBPyConnection) -> None:
+def test_a_failed_blocking_rule_rejects_the_snapshot(conn: WarehouseConnection) -> None:
     _load_departments(conn, 1, 2)
     duplicated = snapshots.departments_table(_departments(1, 2, 2), CORP, SYNCED_AT)
     with pytest.raises(publish.SnapshotRejectedError, match="unique_department_ids") as info:
@@ -177,7 +183,7 @@ def test_a_failed_blocking_rule_rejects_the_snapshot(conn: duckdb.DuckDBPyConnec
 
 
 def test_shrink_guard_keeps_the_table_when_rows_drop_past_the_fraction(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     _load_departments(conn, *range(1, 11))
     table = snapshots.departments_table(_departments(1, 2, 3, 4), CORP, SYNCED_AT)
@@ -187,7 +193,7 @@ def test_shrink_guard_keeps_the_table_when_rows_drop_past_the_fraction(
 
 
 def test_shrink_guard_allows_an_intended_drop_when_raised_to_one(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     _load_departments(conn, *range(1, 11))
     table = snapshots.departments_table(_departments(1, 2), CORP, SYNCED_AT)
@@ -196,7 +202,7 @@ def test_shrink_guard_allows_an_intended_drop_when_raised_to_one(
 
 
 def test_membership_has_one_row_per_user_and_listed_department(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     _load_departments(conn, 1, 2, 3)
     users = [_user("ZhangSan", [2, 3], main=3), _user("lisi", [2], main=7)]
@@ -213,7 +219,7 @@ def test_membership_has_one_row_per_user_and_listed_department(
 
 
 def test_membership_is_not_main_anywhere_when_the_main_department_is_not_visible(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     _load_departments(conn, 1, 2, 3)
     outside = User.from_api({"userid": "wangwu", "department": [2, 3], "order": [1, 2]})
@@ -228,7 +234,7 @@ def test_membership_is_not_main_anywhere_when_the_main_department_is_not_visible
 
 
 def test_membership_without_users_table_says_what_to_materialize(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
 ) -> None:
     with pytest.raises(WarehouseError, match="materialize wecom_users first"):
         publish.replace_membership(conn, CORP)
@@ -384,15 +390,15 @@ def test_a_sqlite_file_is_refused_without_loading_any_extension(tmp_path: Path) 
         connect(path, lock_timeout=0)
 
 
-def test_warehouse_connections_never_download_or_load_extensions(
-    conn: duckdb.DuckDBPyConnection,
-) -> None:
+def test_warehouse_connections_never_download_or_load_extensions(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "wecom.duckdb", lock_timeout=0)
     settings = dict(
         conn.execute(
             "SELECT name, value FROM duckdb_settings() "
             "WHERE name IN ('autoinstall_known_extensions', 'autoload_known_extensions')"
         ).fetchall()
     )
+    conn.close()
     assert settings == {
         "autoinstall_known_extensions": "false",
         "autoload_known_extensions": "false",

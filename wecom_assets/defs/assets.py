@@ -118,8 +118,12 @@ def _asset_spec(
     )
 
 
-def build_org_assets(corps: Sequence[Corp] = (), layout: Layout = Layout()) -> dg.AssetsDefinition:
+def build_org_assets(
+    corps: Sequence[Corp] = (), layout: Layout = Layout(), *, pool: str | None = POOL
+) -> dg.AssetsDefinition:
     """The sync multi-asset: one corp from the resource, or one partition per corp of ``corps``.
+
+    ``pool`` is DuckDB's one-writer pool; None for PostgreSQL, where corps write concurrently.
 
     Partitions are keyed by corp id; without corps there is no partition to pick and the corp is
     the resource's ``corp_id``. The layout decides the asset keys, the group, the op name
@@ -140,7 +144,7 @@ def build_org_assets(corps: Sequence[Corp] = (), layout: Layout = Layout()) -> d
             *history_check_specs(layout),
         ],
         can_subset=True,
-        pool=POOL,
+        pool=pool,
         required_resource_keys={layout.wecom_resource, layout.warehouse_resource},
     )
     def wecom_org(context: dg.AssetExecutionContext, config: SyncConfig) -> AssetEvents:
@@ -191,39 +195,36 @@ def _sync(
     # The write frees the tables once they are loaded; no reference may outlive it here.
     fetched.departments = fetched.users = None
     try:
-        report = sync.write_and_publish(
-            duckdb.path,
-            snapshot,
-            lock_timeout=duckdb.lock_timeout_seconds,
-            config=duckdb.connection_settings(),
-        )
+        report = duckdb.write_sync(snapshot)
     except sync.SyncRejectedError as rejected:
         for table, outcomes in rejected.outcomes.items():
             yield from _checks(context, layout.key(table), outcomes)
         raise failure(rejected, "Sync not published") from None
     except WarehouseError as error:
         raise failure(error, "Sync not published") from None
+    where = duckdb.effective_settings()["dagster/uri"]
     context.log.info(
         f"Published {', '.join(report.tables) or 'the history'} of corp {corp_id} to "
-        f"{report.published.path} in {time.monotonic() - started:.2f}s"
+        f"{where} in {time.monotonic() - started:.2f}s"
     )
-    common = {
-        "wecom/corp_id": corp_id,
-        **duckdb.effective_settings(),
-        "duckdb/copy_seconds": round(report.published.copy_seconds, 3),
-        "duckdb/publish_seconds": round(report.published.publish_seconds, 3),
-        "duration_seconds": round(time.monotonic() - started, 3),
-    }
+    common: dict[str, Any] = {"wecom/corp_id": corp_id, **duckdb.effective_settings()}
+    schema = duckdb.schema_name if duckdb.backend == "postgres" else "main"
+    if report.published is not None:
+        common["duckdb/copy_seconds"] = round(report.published.copy_seconds, 3)
+        common["duckdb/publish_seconds"] = round(report.published.publish_seconds, 3)
+    common["duration_seconds"] = round(time.monotonic() - started, 3)
     for spec in OUTPUTS:
         if spec.name not in selected:
             continue
         if spec.name in report.tables:
             extra = {**common, **fetched.metadata.get(spec.name, {})}
             yield _table_materialization(
-                context, spec, layout.key(spec.name), report.tables[spec.name], extra
+                context, spec, layout.key(spec.name), report.tables[spec.name], extra, schema
             )
         elif report.history is not None:
-            yield _history_materialization(spec, layout.key(spec.name), report.history, common)
+            yield _history_materialization(
+                spec, layout.key(spec.name), report.history, common, schema
+            )
     if report.history is not None:
         for outcome in report.history.result.outcomes:
             yield from _checks(context, layout.key(str(outcome.details["table"])), [outcome])
@@ -286,12 +287,7 @@ def _fetch(
 
 def _current_ids(duckdb: WarehouseResource, corp_id: str) -> list[int]:
     try:
-        return sync.department_ids(
-            duckdb.path,
-            corp_id,
-            lock_timeout=duckdb.lock_timeout_seconds,
-            config=duckdb.connection_settings(),
-        )
+        return duckdb.department_ids(corp_id)
     except WarehouseError as error:
         raise failure(error, f"Reading {DEPARTMENTS.name} failed") from None
 
@@ -316,10 +312,11 @@ def _table_materialization(
     key: dg.AssetKey,
     result: publish.ReplaceResult,
     extra: Mapping[str, Any],
+    schema: str,
 ) -> dg.MaterializeResult:
     metadata: dict[str, Any] = {
         "dagster/row_count": result.row_count,
-        **table_metadata(spec),
+        **table_metadata(spec, schema),
         "duckdb/load_seconds": round(result.seconds, 3),
         **extra,
     }
@@ -334,12 +331,16 @@ def _table_materialization(
 
 
 def _history_materialization(
-    spec: TableSpec, key: dg.AssetKey, report: sync.HistoryReport, common: Mapping[str, Any]
+    spec: TableSpec,
+    key: dg.AssetKey,
+    report: sync.HistoryReport,
+    common: Mapping[str, Any],
+    schema: str,
 ) -> dg.MaterializeResult:
     result = report.result
     metadata: dict[str, Any] = {
         "dagster/row_count": report.row_counts[spec.name],
-        **table_metadata(spec),
+        **table_metadata(spec, schema),
         "history/snapshot_at": result.snapshot_at.isoformat(),
         "history/applied": result.applied,
         **common,

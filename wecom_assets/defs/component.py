@@ -259,8 +259,10 @@ class WeComSync(dg.Component, dg.Resolvable, dg.Model):
 
         Raises:
             CorpsFileError: the corps file is wrong; nothing is loaded.
+            ValueError: the warehouse URL holds a password.
         """
         corps = self._corps(defs_folder)
+        url = self.warehouse.warehouse_url()
         return build_defs(
             corps,
             Layout(
@@ -278,6 +280,8 @@ class WeComSync(dg.Component, dg.Resolvable, dg.Model):
             ResourceSettings(
                 wecom=self.api.model_dump(),
                 warehouse={
+                    **({"url": url} if url else {}),
+                    "schema_name": self.warehouse.schema_name,
                     "database": self._warehouse_path(project_root),
                     "lock_timeout_seconds": self.warehouse.lock_timeout_seconds,
                     "pii_policy": self.warehouse.pii_policy,

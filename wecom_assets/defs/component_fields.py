@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from copy import copy
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
@@ -153,7 +154,7 @@ class ApiSettings(ResourceFields):
 
 
 class WarehouseSettings(ResourceFields):
-    """The DuckDB file the tables are published to, and what may be written about people."""
+    """Where the tables are published (DuckDB file or PostgreSQL), and what about people."""
 
     _resource = WarehouseResource
 
@@ -165,6 +166,32 @@ class WarehouseSettings(ResourceFields):
             "parent directory is created."
         ),
     )
+    url: str = Field(
+        default="",
+        description=(
+            "postgresql://user@host:port/dbname puts the tables in PostgreSQL; empty means "
+            "$WECOM_WAREHOUSE_URL, else the DuckDB file. No password here: defs.yaml is not a "
+            "secret; put it in PGPASSWORD, or the whole URL in $WECOM_WAREHOUSE_URL."
+        ),
+    )
+    schema_name: str = same_as(WarehouseResource, "schema_name")
+
+    def warehouse_url(self) -> str:
+        """``url`` without surrounding blanks.
+
+        Checked here rather than by a validator, whose error would quote the value.
+
+        Raises:
+            ValueError: the URL holds a password (defs.yaml is not a secret).
+        """
+        url = self.url.strip()
+        if urlsplit(url).password:
+            raise ValueError(
+                "warehouse url must not hold a password (defs.yaml is not a secret): put it in "
+                "PGPASSWORD, or the whole URL in WECOM_WAREHOUSE_URL and leave url empty"
+            )
+        return url
+
     lock_timeout_seconds: float = same_as(WarehouseResource, "lock_timeout_seconds")
     pii_policy: dict[str, str] = same_as(WarehouseResource, "pii_policy")
     pii_salt_env: str = Field(

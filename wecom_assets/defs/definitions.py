@@ -25,10 +25,14 @@ from wecom_assets.defs.schedules import (
 from wecom_assets.defs.settings import (
     ALERT_WEBHOOK_KEY_ENV,
     PII_SALT_ENV,
+    POOL,
+    WAREHOUSE_URL_ENV,
     alerts_default_status,
     optional_secret,
+    warehouse_url,
 )
 from wecom_assets.defs.tag_assets import build_tag_assets
+from wecom_assets.warehouse.postgres import is_postgres_url
 from wecom_assets.wecom.corps import Corp
 
 CORP_ID_ENV = "WECOM_CORP_ID"
@@ -58,13 +62,25 @@ class ResourceSettings:
 
     Attributes:
         wecom: Fields of :class:`WeComResource` (base URL, token cache, tuning).
-        warehouse: Fields of :class:`WarehouseResource` (DuckDB file, lock timeout, PII policy).
+        warehouse: Fields of :class:`WarehouseResource` (DuckDB file or PostgreSQL URL and
+            schema, lock timeout, PII policy).
         robot: Fields of :class:`WeComRobotResource` (UI link root, tries, timeout).
     """
 
     wecom: Mapping[str, Any] = field(default_factory=dict)
     warehouse: Mapping[str, Any] = field(default_factory=dict)
     robot: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _pool(warehouse: Mapping[str, Any]) -> str | None:
+    """DuckDB's one-writer pool, or none when the definitions write PostgreSQL.
+
+    A pool belongs to the asset's definition, so it follows the URL known when the definitions
+    load (the settings, else ``$WECOM_WAREHOUSE_URL``); a URL given only in a run's config does
+    not change it.
+    """
+    url = warehouse_url(str(warehouse.get("url") or ""))
+    return None if is_postgres_url(url) else POOL
 
 
 def build_defs(
@@ -88,7 +104,10 @@ def build_defs(
         else {"corp_id": dg.EnvVar(env.corp_id), "corp_secret": dg.EnvVar(env.corp_secret)}
     )
     return dg.Definitions(
-        assets=[build_org_assets(corps, layout), build_tag_assets(corps, layout)],
+        assets=[
+            build_org_assets(corps, layout, pool=_pool(settings.warehouse)),
+            build_tag_assets(corps, layout, pool=_pool(settings.warehouse)),
+        ],
         asset_checks=[build_freshness_checks(corp_ids, layout)],
         jobs=[sync, freshness],
         schedules=[nightly_schedule(corp_ids, layout, sync), freshness_schedule(layout, freshness)],
@@ -96,7 +115,8 @@ def build_defs(
         resources={
             layout.wecom_resource: WeComResource(**settings.wecom, **credentials),
             layout.warehouse_resource: WarehouseResource(
-                **settings.warehouse, pii_salt=optional_secret(env.pii_salt)
+                **{"url": optional_secret(WAREHOUSE_URL_ENV), **settings.warehouse},
+                pii_salt=optional_secret(env.pii_salt),
             ),
             layout.robot_resource: WeComRobotResource(
                 **settings.robot, webhook_key=optional_secret(env.alert_webhook_key)

@@ -36,11 +36,14 @@ def table_schema(spec: TableSpec) -> dg.TableSchema:
     )
 
 
-def table_metadata(spec: TableSpec) -> dict[str, Any]:
-    """Where the table lives and what its columns are: on the definition and every materialization."""
+def table_metadata(spec: TableSpec, schema: str = "main") -> dict[str, Any]:
+    """Where the table lives and what its columns are: on the definition and every materialization.
+
+    ``schema`` is DuckDB's ``main`` or the PostgreSQL schema the materialization wrote.
+    """
     return {
         "dagster/column_schema": table_schema(spec),
-        "dagster/table_name": f"main.{spec.name}",
+        "dagster/table_name": f"{schema}.{spec.name}",
     }
 
 

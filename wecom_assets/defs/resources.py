@@ -17,8 +17,10 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from wecom_assets.defs import settings
-from wecom_assets.warehouse.connection import ConnectionConfig, connect
+from wecom_assets.warehouse import pg_sync, sync, tag_sync
+from wecom_assets.warehouse.connection import ConnectionConfig, WarehouseError, connect
 from wecom_assets.warehouse.pii import PiiPolicy, resolve_policy
+from wecom_assets.warehouse.postgres import DEFAULT_SCHEMA, display_url, is_postgres_url
 from wecom_assets.wecom import ClientConfig, WeComClient
 from wecom_assets.wecom.config import DEFAULT_MAX_RESPONSE_BYTES
 from wecom_assets.wecom.corps import Corp
@@ -200,7 +202,9 @@ class WeComResource(dg.ConfigurableResource):
 
 
 class WarehouseResource(DuckDBResource):
-    """The DuckDB file the assets write, and what may be written to it about people.
+    """The warehouse the assets write (a DuckDB file or PostgreSQL), and what may be in it.
+
+    ``url`` (``$WECOM_WAREHOUSE_URL``) selects PostgreSQL; empty means the DuckDB file.
 
     DuckDB allows one writing process per file and an analyst's open session blocks writers, so
     connections wait up to ``lock_timeout_seconds`` and then fail naming the process holding the
@@ -217,6 +221,18 @@ class WarehouseResource(DuckDBResource):
             "above the installed package), else at $DAGSTER_HOME; never at the working "
             "directory. The parent directory is created."
         ),
+    )
+    url: str = Field(
+        default="",
+        description=(
+            "postgresql://user@host:port/dbname puts every table in PostgreSQL. Empty means "
+            "$WECOM_WAREHOUSE_URL, else the DuckDB file. A password (in the URL or PGPASSWORD) "
+            "is never shown or logged."
+        ),
+    )
+    schema_name: str = Field(
+        default=DEFAULT_SCHEMA,
+        description="PostgreSQL schema of the tables and views; created when missing.",
     )
     lock_timeout_seconds: float = Field(
         default=120.0,
@@ -251,6 +267,58 @@ class WarehouseResource(DuckDBResource):
     )
 
     @property
+    def warehouse_url(self) -> str:
+        """The PostgreSQL URL, or empty for the DuckDB file."""
+        return settings.warehouse_url(self.url)
+
+    @property
+    def backend(self) -> str:
+        """``postgres`` or ``duckdb``."""
+        return "postgres" if is_postgres_url(self.warehouse_url) else "duckdb"
+
+    def write_sync(self, snapshot: sync.Snapshot) -> sync.SyncReport:
+        """Write one corp's sync into the chosen warehouse; visible only if every check passed.
+
+        Raises:
+            SyncRejectedError: a check, the shrink guard or the history refused it.
+            WarehouseError: the warehouse cannot be written (never quoting a password).
+        """
+        if self.backend == "postgres":
+            return pg_sync.write_and_commit(self.warehouse_url, snapshot, schema=self.schema_name)
+        return sync.write_and_publish(
+            self.path,
+            snapshot,
+            lock_timeout=self.lock_timeout_seconds,
+            config=self.connection_settings(),
+        )
+
+    def write_tag_sync(self, snapshot: tag_sync.TagSnapshot) -> sync.SyncReport:
+        """Write one corp's tag sync into the chosen warehouse, as :meth:`write_sync` does."""
+        if self.backend == "postgres":
+            return pg_sync.write_tags_and_commit(
+                self.warehouse_url, snapshot, schema=self.schema_name
+            )
+        return tag_sync.write_and_publish_tags(
+            self.path,
+            snapshot,
+            lock_timeout=self.lock_timeout_seconds,
+            config=self.connection_settings(),
+        )
+
+    def department_ids(self, corp_id: str) -> list[int]:
+        """Ids of a corp's departments in the warehouse, for a users-only sync."""
+        if self.backend == "postgres":
+            return pg_sync.current_department_ids(
+                self.warehouse_url, corp_id, schema=self.schema_name
+            )
+        return sync.department_ids(
+            self.path,
+            corp_id,
+            lock_timeout=self.lock_timeout_seconds,
+            config=self.connection_settings(),
+        )
+
+    @property
     def path(self) -> Path:
         """The resolved DuckDB file path."""
         return settings.duckdb_path(self.database)
@@ -270,8 +338,17 @@ class WarehouseResource(DuckDBResource):
         The path is absolute, and ``dagster/uri`` is the UI's storage location of the asset, so
         every materialization says exactly which file it wrote.
         """
+        if self.backend == "postgres":
+            url = display_url(self.warehouse_url)
+            return {
+                "dagster/uri": url,
+                "warehouse/backend": "postgres",
+                "postgres/url": url,
+                "postgres/schema": self.schema_name,
+            }
         return {
             "dagster/uri": self.path.as_uri(),
+            "warehouse/backend": "duckdb",
             "duckdb/path": str(self.path),
             "duckdb/lock_timeout_seconds": self.lock_timeout_seconds,
         }
@@ -286,7 +363,17 @@ class WarehouseResource(DuckDBResource):
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-write connection, closed on exit whatever happens inside the block."""
+        """A read-write connection to the DuckDB file, closed on exit whatever happens inside.
+
+        Raises:
+            WarehouseError: the warehouse is PostgreSQL; a DuckDB connection would read a file
+                the syncs no longer write.
+        """
+        if self.backend == "postgres":
+            raise WarehouseError(
+                "The warehouse is PostgreSQL (WECOM_WAREHOUSE_URL is set), so there is no DuckDB "
+                f"file to connect to; query schema {self.schema_name} with a PostgreSQL client."
+            )
         conn = connect(
             self.path, lock_timeout=self.lock_timeout_seconds, config=self.connection_settings()
         )

@@ -27,7 +27,8 @@ from wecom_assets.wecom.corps import Corp, load_corps
 
 GROUP = "wecom"
 # Runs that write the DuckDB file share this pool (its limit of 1 is set in dagster.yaml), so two
-# runs queue instead of failing on DuckDB's one-writer lock.
+# runs queue instead of failing on DuckDB's one-writer lock. PostgreSQL needs no pool: corps'
+# syncs write concurrently, and syncs of one corp take turns in the database.
 POOL = "wecom_duckdb"
 FRESHNESS_POLICY = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(hours=26), warn_window=timedelta(hours=25)
@@ -39,6 +40,7 @@ OWNERS = ["team:data-platform"]
 
 BASE_URL_ENV = "WECOM_API_BASE_URL"
 DUCKDB_PATH_ENV = "WECOM_DUCKDB_PATH"
+WAREHOUSE_URL_ENV = "WECOM_WAREHOUSE_URL"
 TOKEN_CACHE_DIR_ENV = "WECOM_TOKEN_CACHE_DIR"
 PII_POLICY_ENV = "WECOM_PII_POLICY"
 PII_SALT_ENV = "WECOM_PII_SALT"
@@ -115,6 +117,11 @@ def duckdb_path(
     if path.is_absolute():
         return path
     return data_anchor(environ, package_dir) / path
+
+
+def warehouse_url(configured: str, environ: Mapping[str, str] | None = None) -> str:
+    """The warehouse URL: the resource's setting, else ``$WECOM_WAREHOUSE_URL``; empty = DuckDB."""
+    return (configured or _env(WAREHOUSE_URL_ENV, environ)).strip()
 
 
 def token_cache_dir(configured: str, environ: Mapping[str, str] | None = None) -> Path:

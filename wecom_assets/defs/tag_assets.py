@@ -41,8 +41,12 @@ from wecom_assets.wecom.tags import fetch_tags
 TAG_OUTPUTS: tuple[TableSpec, ...] = (*TAG_TABLES, *(t.history for t in TAG_TRACKED), TAG_RUNS)
 
 
-def build_tag_assets(corps: Sequence[Corp] = (), layout: Layout = Layout()) -> dg.AssetsDefinition:
+def build_tag_assets(
+    corps: Sequence[Corp] = (), layout: Layout = Layout(), *, pool: str | None = POOL
+) -> dg.AssetsDefinition:
     """The tag multi-asset: one corp from the resource, or one partition per corp of ``corps``.
+
+    ``pool`` is DuckDB's one-writer pool; None for PostgreSQL, where corps write concurrently.
 
     Its op is ``wecom_tag_sync`` with the layout's prefix; it uses the same two resources as
     the org sync.
@@ -57,7 +61,7 @@ def build_tag_assets(corps: Sequence[Corp] = (), layout: Layout = Layout()) -> d
             *(check for spec in TAG_TABLES for check in check_specs(spec, layout)),
             *history_check_specs(layout, TAG_TRACKED),
         ],
-        pool=POOL,
+        pool=pool,
         required_resource_keys={layout.wecom_resource, layout.warehouse_resource},
     )
     def wecom_tag_sync(context: dg.AssetExecutionContext, config: SyncConfig) -> AssetEvents:
@@ -99,12 +103,7 @@ def _sync_tags(
         run_id=context.run.run_id,
     )
     try:
-        report = tag_sync.write_and_publish_tags(
-            duckdb.path,
-            snapshot,
-            lock_timeout=duckdb.lock_timeout_seconds,
-            config=duckdb.connection_settings(),
-        )
+        report = duckdb.write_tag_sync(snapshot)
     except SyncRejectedError as rejected:
         for table, outcomes in rejected.outcomes.items():
             yield from _checks(context, layout.key(table), outcomes)
@@ -112,30 +111,32 @@ def _sync_tags(
     except WarehouseError as error:
         raise failure(error, "Tags not published") from None
     context.log.info(
-        f"Published {len(details)} tags of corp {corp_id} to {report.published.path} "
+        f"Published {len(details)} tags of corp {corp_id} to "
+        f"{duckdb.effective_settings()['dagster/uri']} "
         f"in {time.monotonic() - started:.2f}s"
     )
-    common = {
-        "wecom/corp_id": corp_id,
-        **duckdb.effective_settings(),
-        "duckdb/copy_seconds": round(report.published.copy_seconds, 3),
-        "duckdb/publish_seconds": round(report.published.publish_seconds, 3),
-        "duration_seconds": round(time.monotonic() - started, 3),
-    }
+    common: dict[str, Any] = {"wecom/corp_id": corp_id, **duckdb.effective_settings()}
+    schema = duckdb.schema_name if duckdb.backend == "postgres" else "main"
+    if report.published is not None:
+        common["duckdb/copy_seconds"] = round(report.published.copy_seconds, 3)
+        common["duckdb/publish_seconds"] = round(report.published.publish_seconds, 3)
+    common["duration_seconds"] = round(time.monotonic() - started, 3)
     assert report.history is not None
     for spec in TAG_OUTPUTS:
         key = layout.key(spec.name)
         if spec.name in report.tables:
             extra = {**common, **(api if spec is TAG_TABLES[0] else {})}
-            yield _table_materialization(context, spec, key, report.tables[spec.name], extra)
+            yield _table_materialization(
+                context, spec, key, report.tables[spec.name], extra, schema
+            )
             continue
         if spec is TAG_RUNS:
             # The tag events of this snapshot, as the org step shows its own on wecom_org_changes.
             events = {
                 "history/tag_events_in_this_snapshot": dg.MetadataValue.json(report.history.events)
             }
-            yield _history_materialization(spec, key, report.history, {**common, **events})
+            yield _history_materialization(spec, key, report.history, {**common, **events}, schema)
         else:
-            yield _history_materialization(spec, key, report.history, common)
+            yield _history_materialization(spec, key, report.history, common, schema)
     for outcome in report.history.result.outcomes:
         yield from _checks(context, layout.key(str(outcome.details["table"])), [outcome])

@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 import duckdb
 
@@ -33,6 +34,46 @@ _DAMAGED_ADVICE = (
     "Nothing was written. Restore the file from a backup, or move it aside to start a new "
     "warehouse: the next sync rebuilds the current tables, and the history starts anew."
 )
+
+
+class Rows(Protocol):
+    """The result of one statement."""
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        """The first row, or None without rows."""
+        ...
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        """Every row."""
+        ...
+
+
+class WarehouseConnection(Protocol):
+    """What the warehouse code uses of a connection: a DuckDB one, or PostgreSQL's adapter.
+
+    The SQL is DuckDB's; :class:`wecom_assets.warehouse.postgres.PostgresConnection` translates it.
+    """
+
+    def execute(self, query: str, parameters: Any = None, /) -> Rows:
+        """Run one statement with ``$name`` or ``?`` parameters."""
+        ...
+
+    def register(self, view_name: str, python_object: Any, /) -> Any:
+        """Make an Arrow table readable as ``view_name``."""
+        ...
+
+    def unregister(self, view_name: str, /) -> Any:
+        """Forget what :meth:`register` made."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection."""
+        ...
+
+
+def is_postgres(conn: WarehouseConnection) -> bool:
+    """Whether ``conn`` is the PostgreSQL warehouse (where shared tables are never rebuilt)."""
+    return getattr(conn, "dialect", "duckdb") == "postgres"
 
 
 class WarehouseError(Exception):
@@ -140,31 +181,39 @@ def _check_complete(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
         )
 
 
-def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Whether ``table`` exists as a permanent table in the main schema."""
-    return bool(
-        scalar(
-            conn,
-            "SELECT count(*) FROM duckdb_tables() "
-            "WHERE schema_name = 'main' AND table_name = ? AND NOT temporary",
-            [table],
-        )
-    )
+# information_schema exists in both warehouses; the current schema is DuckDB's ``main`` or the
+# PostgreSQL schema on the search path, and the catalog test keeps DuckDB's temporary tables out.
+_OWN_SCHEMA = "table_schema = current_schema() AND table_catalog = current_database()"
 
 
-def existing_tables(conn: duckdb.DuckDBPyConnection) -> set[str]:
-    """Names of the permanent tables in the main schema."""
+def table_exists(conn: WarehouseConnection, table: str) -> bool:
+    """Whether ``table`` exists as a permanent table in the warehouse schema."""
+    return table in existing_tables(conn)
+
+
+def existing_tables(conn: WarehouseConnection) -> set[str]:
+    """Names of the permanent tables in the warehouse schema."""
     rows = conn.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary"
+        f"SELECT table_name FROM information_schema.tables "
+        f"WHERE {_OWN_SCHEMA} AND table_type = 'BASE TABLE'"
     ).fetchall()
     return {str(row[0]) for row in rows}
 
 
-def column_names(conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    """Columns of ``table`` in the main schema, in order; empty when it does not exist."""
+def existing_views(conn: WarehouseConnection) -> set[str]:
+    """Names of the views in the warehouse schema."""
     rows = conn.execute(
-        "SELECT column_name FROM duckdb_columns() "
-        "WHERE schema_name = 'main' AND table_name = ? ORDER BY column_index",
+        f"SELECT table_name FROM information_schema.tables WHERE {_OWN_SCHEMA} "
+        "AND table_type = 'VIEW'"
+    ).fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def column_names(conn: WarehouseConnection, table: str) -> list[str]:
+    """Columns of ``table`` in the warehouse schema, in order; empty when it does not exist."""
+    rows = conn.execute(
+        f"SELECT column_name FROM information_schema.columns "
+        f"WHERE {_OWN_SCHEMA} AND table_name = ? ORDER BY ordinal_position",
         [table],
     ).fetchall()
     return [str(row[0]) for row in rows]
@@ -173,14 +222,14 @@ def column_names(conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 Params = Sequence[object] | Mapping[str, object]
 
 
-def scalar(conn: duckdb.DuckDBPyConnection, sql: str, params: Params | None = None) -> object:
+def scalar(conn: WarehouseConnection, sql: str, params: Params | None = None) -> object:
     """The first column of the first row of ``sql``, or None without rows."""
     row = conn.execute(sql, params or []).fetchone()
     return row[0] if row else None
 
 
 def count(
-    conn: duckdb.DuckDBPyConnection, relation: str, where: str = "", params: Params | None = None
+    conn: WarehouseConnection, relation: str, where: str = "", params: Params | None = None
 ) -> int:
     """Rows of ``relation`` (a quoted name or a subquery), optionally filtered by ``where``."""
     value = scalar(conn, f"SELECT count(*) FROM {relation} {where}", params)
@@ -192,9 +241,9 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def rollback(conn: duckdb.DuckDBPyConnection) -> None:
+def rollback(conn: WarehouseConnection) -> None:
     """Roll back, tolerating a connection the failure already closed (its work is discarded)."""
     try:
         conn.execute("ROLLBACK")
-    except duckdb.Error:
+    except Exception:  # any driver's error: the work is discarded either way
         pass

@@ -14,9 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
-import duckdb
-
-from wecom_assets.warehouse.connection import table_exists
+from wecom_assets.warehouse.connection import WarehouseConnection, table_exists
 from wecom_assets.wecom.models import userid_key
 
 MAX_REPORTED_IDS = 50
@@ -40,7 +38,7 @@ class CheckOutcome:
     details: dict[str, int | str] = field(default_factory=dict)
 
 
-Rule = Callable[[duckdb.DuckDBPyConnection, str], CheckOutcome]
+Rule = Callable[[WarehouseConnection, str], CheckOutcome]
 
 
 def _function(rule: Rule) -> Callable[..., CheckOutcome]:
@@ -79,11 +77,11 @@ def _outcome(
     )
 
 
-def _column(conn: duckdb.DuckDBPyConnection, sql: str) -> list[object]:
+def _column(conn: WarehouseConnection, sql: str) -> list[object]:
     return [row[0] for row in conn.execute(sql).fetchall()]
 
 
-def unique_department_ids(conn: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
+def unique_department_ids(conn: WarehouseConnection, relation: str) -> CheckOutcome:
     """Department ids are unique within the snapshot."""
     duplicates = _column(
         conn, f"SELECT id FROM {relation} GROUP BY id HAVING count(*) > 1 ORDER BY id"
@@ -98,7 +96,7 @@ def unique_department_ids(conn: duckdb.DuckDBPyConnection, relation: str) -> Che
 
 
 def unique_userids(
-    conn: duckdb.DuckDBPyConnection, relation: str, *, case_sensitive: bool = False
+    conn: WarehouseConnection, relation: str, *, case_sensitive: bool = False
 ) -> CheckOutcome:
     """Userids are unique, compared as WeCom compares them (ignoring case for self-built apps)."""
     # Compared with the same function as the directory merge, not SQL lower(): the two disagree
@@ -118,7 +116,7 @@ def unique_userids(
     )
 
 
-def department_tree_is_sound(conn: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
+def department_tree_is_sound(conn: WarehouseConnection, relation: str) -> CheckOutcome:
     """The departments form a forest: no cycles, and no orphans when the whole org is visible.
 
     With a partial visible range, WeCom returns sub-trees whose roots have parents outside the
@@ -164,11 +162,11 @@ def department_tree_is_sound(conn: duckdb.DuckDBPyConnection, relation: str) -> 
 
 
 def user_departments_exist(
-    conn: duckdb.DuckDBPyConnection, relation: str, *, departments: str
+    conn: WarehouseConnection, relation: str, *, departments: str
 ) -> CheckOutcome:
     """Every department a user belongs to is a row of the departments table."""
     if not table_exists(conn, departments):
-        missing = _column(conn, f"SELECT userid FROM {relation} WHERE len(departments) > 0")
+        missing = _column(conn, f"SELECT userid FROM {relation} WHERE cardinality(departments) > 0")
     else:
         missing = _column(
             conn,
@@ -195,7 +193,7 @@ def user_departments_exist(
 
 
 def membership_references_exist(
-    conn: duckdb.DuckDBPyConnection, relation: str, *, users: str, departments: str
+    conn: WarehouseConnection, relation: str, *, users: str, departments: str
 ) -> CheckOutcome:
     """Every membership row points at an existing user and an existing department."""
     dangling = _column(
@@ -219,7 +217,7 @@ def membership_references_exist(
 
 
 def one_main_department_per_user(
-    conn: duckdb.DuckDBPyConnection, relation: str, *, users: str, departments: str
+    conn: WarehouseConnection, relation: str, *, users: str, departments: str
 ) -> CheckOutcome:
     """At most one ``is_main`` per user, and exactly one when the main department is visible."""
     wrong = _column(
@@ -251,7 +249,7 @@ def one_main_department_per_user(
     )
 
 
-def unique_tag_ids(conn: duckdb.DuckDBPyConnection, relation: str) -> CheckOutcome:
+def unique_tag_ids(conn: WarehouseConnection, relation: str) -> CheckOutcome:
     """Tag ids are unique within the snapshot."""
     duplicates = _column(
         conn, f"SELECT tag_id FROM {relation} GROUP BY tag_id HAVING count(*) > 1 ORDER BY tag_id"
@@ -266,7 +264,7 @@ def unique_tag_ids(conn: duckdb.DuckDBPyConnection, relation: str) -> CheckOutco
 
 
 def references_existing_tags(
-    conn: duckdb.DuckDBPyConnection, relation: str, *, tags: str
+    conn: WarehouseConnection, relation: str, *, tags: str
 ) -> CheckOutcome:
     """Every row references a tag of the tags table (written in the same publish)."""
     dangling = _column(
@@ -288,9 +286,7 @@ def references_existing_tags(
     )
 
 
-def tagged_users_exist(
-    conn: duckdb.DuckDBPyConnection, relation: str, *, users: str
-) -> CheckOutcome:
+def tagged_users_exist(conn: WarehouseConnection, relation: str, *, users: str) -> CheckOutcome:
     """Tagged members are rows of the users table; a warning, as the two can see different ranges.
 
     Userids are compared as they are: ``tag/get`` answers them in the case ``user/list`` does.
@@ -321,7 +317,7 @@ def tagged_users_exist(
 
 
 def tagged_departments_exist(
-    conn: duckdb.DuckDBPyConnection, relation: str, *, departments: str
+    conn: WarehouseConnection, relation: str, *, departments: str
 ) -> CheckOutcome:
     """Tagged departments are rows of the departments table; a warning, as for members."""
     if table_exists(conn, departments):

@@ -11,11 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
 from wecom_assets.warehouse import history, publish
-from wecom_assets.warehouse.connection import ConnectionConfig, WarehouseError, quote
+from wecom_assets.warehouse.connection import (
+    ConnectionConfig,
+    WarehouseConnection,
+    WarehouseError,
+    quote,
+)
 from wecom_assets.warehouse.quality import CheckOutcome
 from wecom_assets.warehouse.schema import TableSpec
 from wecom_assets.warehouse.snapshot_file import Published, snapshot_session
@@ -61,11 +65,11 @@ class HistoryReport:
 
 @dataclass(frozen=True, slots=True)
 class SyncReport:
-    """A published sync: the replaced tables, the history, and the file replacement."""
+    """A published sync: the replaced tables, the history, and the file replacement (DuckDB)."""
 
     tables: dict[str, publish.ReplaceResult]
     history: HistoryReport | None
-    published: Published
+    published: Published | None
 
 
 class SyncRejectedError(WarehouseError):
@@ -106,13 +110,18 @@ def write_and_publish(
         WarehouseError: the file is locked by another sync, damaged, or a table is missing.
     """
     with snapshot_session(path, lock_timeout=lock_timeout, config=config) as session:
-        tables, history_report = _write(session.conn, snapshot)
+        tables, history_report = write(session.conn, snapshot)
         return SyncReport(tables=tables, history=history_report, published=session.publish())
 
 
-def _write(
-    conn: duckdb.DuckDBPyConnection, snapshot: Snapshot
+def write(
+    conn: WarehouseConnection, snapshot: Snapshot
 ) -> tuple[dict[str, publish.ReplaceResult], HistoryReport | None]:
+    """Write the snapshot's tables and history in lineage order; the caller makes it visible.
+
+    Raises:
+        SyncRejectedError: a blocking check, the shrink guard or the history refused it.
+    """
     tables: dict[str, publish.ReplaceResult] = {}
     outcomes: dict[str, tuple[CheckOutcome, ...]] = {}
     try:
@@ -148,7 +157,7 @@ def _write(
 
 
 def _load(
-    conn: duckdb.DuckDBPyConnection, spec: TableSpec, fetched: pa.Table, snapshot: Snapshot
+    conn: WarehouseConnection, spec: TableSpec, fetched: pa.Table, snapshot: Snapshot
 ) -> publish.ReplaceResult:
     return publish.replace_table(
         conn,
@@ -160,12 +169,13 @@ def _load(
 
 
 def _events_at(
-    conn: duckdb.DuckDBPyConnection, corp_id: str, result: history.HistoryResult
+    conn: WarehouseConnection, corp_id: str, result: history.HistoryResult
 ) -> dict[str, int]:
     """A corp's change events seen at this snapshot, as ``entity/event -> count``."""
     rows = conn.execute(
         f"SELECT entity || '/' || event, count(*) FROM {quote(ORG_CHANGES.name)} "
-        "WHERE corp_id = $corp_id AND changed_at = $at GROUP BY ALL ORDER BY ALL",
+        "WHERE corp_id = $corp_id AND changed_at = $at "
+        "GROUP BY entity, event ORDER BY entity, event",
         {"corp_id": corp_id, "at": result.snapshot_at},
     ).fetchall()
     return {str(name): int(count) for name, count in rows}

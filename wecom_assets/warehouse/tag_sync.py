@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
 from wecom_assets.warehouse import history, publish
-from wecom_assets.warehouse.connection import ConnectionConfig, quote
+from wecom_assets.warehouse.connection import ConnectionConfig, WarehouseConnection, quote
 from wecom_assets.warehouse.quality import CheckOutcome
 from wecom_assets.warehouse.snapshot_file import snapshot_session
 from wecom_assets.warehouse.sync import HistoryReport, SyncRejectedError, SyncReport
@@ -99,13 +98,18 @@ def write_and_publish_tags(
         WarehouseError: the file is locked by another sync or damaged.
     """
     with snapshot_session(path, lock_timeout=lock_timeout, config=config) as session:
-        tables, report = _write(session.conn, snapshot)
+        tables, report = write(session.conn, snapshot)
         return SyncReport(tables=tables, history=report, published=session.publish())
 
 
-def _write(
-    conn: duckdb.DuckDBPyConnection, snapshot: TagSnapshot
+def write(
+    conn: WarehouseConnection, snapshot: TagSnapshot
 ) -> tuple[dict[str, publish.ReplaceResult], HistoryReport]:
+    """Write the three tag tables and their history; the caller makes it visible.
+
+    Raises:
+        SyncRejectedError: a blocking check, the shrink guard or the history refused it.
+    """
     tables: dict[str, publish.ReplaceResult] = {}
     outcomes: dict[str, tuple[CheckOutcome, ...]] = {}
     loads = (
@@ -138,7 +142,7 @@ def _write(
 
 
 def _tag_events_at(
-    conn: duckdb.DuckDBPyConnection, snapshot: TagSnapshot, result: history.HistoryResult
+    conn: WarehouseConnection, snapshot: TagSnapshot, result: history.HistoryResult
 ) -> dict[str, int]:
     """A corp's tag events seen at this snapshot, as ``entity/event -> count``."""
     events = ", ".join(f"'{event}'" for event in _TAG_EVENTS)

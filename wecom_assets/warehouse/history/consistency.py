@@ -7,9 +7,7 @@ equal the current table row for row (compared by ``row_hash``). The engine runs 
 
 from __future__ import annotations
 
-import duckdb
-
-from wecom_assets.warehouse.connection import quote
+from wecom_assets.warehouse.connection import WarehouseConnection, quote
 from wecom_assets.warehouse.quality import MAX_REPORTED_IDS, CheckOutcome
 from wecom_assets.warehouse.schema import CORP_ID, Tracked
 
@@ -17,9 +15,9 @@ HISTORY_CHECK = "history_is_consistent"
 
 
 def row_hash_sql(columns: tuple[str, ...], alias: str) -> str:
-    """SQL of ``row_hash``: md5 of the named columns of ``alias`` as one JSON object."""
+    """SQL of ``row_hash``: md5 of the named columns of ``alias`` as one JSON object's text."""
     fields = ", ".join(f"'{name}': {alias}.{quote(name)}" for name in columns)
-    return f"md5(to_json({{{fields}}}))"
+    return f"md5(CAST(to_json({{{fields}}}) AS VARCHAR))"
 
 
 def _key_text_sql(key: tuple[str, ...], alias: str) -> str:
@@ -32,7 +30,7 @@ def key_match(key: tuple[str, ...], left: str, right: str) -> str:
 
 
 def check_tracked(
-    conn: duckdb.DuckDBPyConnection, tracked: Tracked, corp_id: str, current: str | None = None
+    conn: WarehouseConnection, tracked: Tracked, corp_id: str, current: str | None = None
 ) -> CheckOutcome:
     """Versions of each key never overlap and the current versions equal the current table.
 
@@ -64,10 +62,12 @@ def check_tracked(
             WITH versions AS (
                 SELECT {key}, valid_from, valid_to,
                        lead(valid_from) OVER (PARTITION BY {key} ORDER BY valid_from) AS next_from
-                FROM {history}
+                FROM {history} AS corp_versions
             ),
-            current_rows AS (SELECT {key}, row_hash FROM {current}),
-            current_versions AS (SELECT {key}, row_hash FROM {history} WHERE valid_to IS NULL)
+            current_rows AS (SELECT {key}, row_hash FROM {current} AS corp_rows),
+            current_versions AS (
+                SELECT {key}, row_hash FROM {history} AS corp_versions WHERE valid_to IS NULL
+            )
             SELECT DISTINCT key_text FROM (
                 SELECT {_key_text_sql(shown, "v")} AS key_text FROM versions AS v
                 WHERE (v.valid_to IS NULL AND v.next_from IS NOT NULL)
@@ -77,7 +77,7 @@ def check_tracked(
                 SELECT coalesce({_key_text_sql(shown, "c")}, {_key_text_sql(shown, "h")})
                 FROM current_rows AS c FULL JOIN current_versions AS h ON {match}
                 WHERE c.row_hash IS DISTINCT FROM h.row_hash
-            )
+            ) AS offending
             ORDER BY key_text
             """,
             {"corp_id": corp_id},

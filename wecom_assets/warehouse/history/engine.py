@@ -20,12 +20,13 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import duckdb
-
 from wecom_assets.warehouse.connection import (
+    WarehouseConnection,
     column_names,
     count,
     existing_tables,
+    existing_views,
+    is_postgres,
     quote,
     rollback,
     scalar,
@@ -37,8 +38,10 @@ from wecom_assets.warehouse.publish import conform_table
 from wecom_assets.warehouse.quality import CheckOutcome
 from wecom_assets.warehouse.schema import TableSpec, Tracked
 from wecom_assets.warehouse.tables import (
+    DEPARTMENT_PATHS,
     DEPARTMENTS,
     HISTORY_TABLES,
+    ORG_CHANGES,
     ORG_TABLES,
     RUNS,
     TAG_HISTORY_TABLES,
@@ -132,7 +135,7 @@ class HistoryResult:
 _CORP_CURRENT = "WHERE valid_to IS NULL AND corp_id = $corp_id"
 
 
-def _require_current_tables(conn: duckdb.DuckDBPyConnection, scope: Scope) -> None:
+def _require_current_tables(conn: WarehouseConnection, scope: Scope) -> None:
     existing = existing_tables(conn)
     missing = [spec.name for spec in scope.current if spec.name not in existing]
     if missing:
@@ -142,7 +145,7 @@ def _require_current_tables(conn: duckdb.DuckDBPyConnection, scope: Scope) -> No
         )
 
 
-def _ensure_table(conn: duckdb.DuckDBPyConnection, tracked: Tracked, corp_id: str) -> None:
+def _ensure_table(conn: WarehouseConnection, tracked: Tracked, corp_id: str) -> None:
     """Create the history table, or bring one written by an older release to the declared schema.
 
     The stored ``row_hash`` of current versions is then brought in line with the column list
@@ -155,13 +158,27 @@ def _ensure_table(conn: duckdb.DuckDBPyConnection, tracked: Tracked, corp_id: st
         return
     conform_table(conn, spec, corp_id)
     fresh = row_hash_sql(tracked.business_columns, "h")
+    # Only the corp's own versions: another corp's sync may be writing its rows concurrently.
     conn.execute(
         f"UPDATE {quote(spec.name)} AS h SET row_hash = {fresh} "
-        f"WHERE h.valid_to IS NULL AND h.row_hash IS DISTINCT FROM {fresh}"
+        f"WHERE h.corp_id = $corp_id AND h.valid_to IS NULL AND h.row_hash IS DISTINCT FROM {fresh}",
+        {"corp_id": corp_id},
     )
 
 
-def ensure_schema(conn: duckdb.DuckDBPyConnection, corp_id: str, scope: Scope = ORG) -> None:
+def _create_view(conn: WarehouseConnection, name: str, sql: str) -> None:
+    """(Re)create a view; in PostgreSQL only a missing one, as replacing it would block readers.
+
+    ``CREATE OR REPLACE VIEW`` takes an exclusive lock held until the transaction ends, so in
+    PostgreSQL, where a corp's sync is one long transaction beside analysts' queries, the views
+    are created once (:func:`wecom_assets.warehouse.pg_sync.prepare`).
+    """
+    if is_postgres(conn) and name in existing_views(conn):
+        return
+    conn.execute(sql)
+
+
+def ensure_schema(conn: WarehouseConnection, corp_id: str, scope: Scope = ORG) -> None:
     """Create every history table and (re)create the views; safe to run again.
 
     The change events read the org's and the tags' history alike, so both sets of history
@@ -172,7 +189,7 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection, corp_id: str, scope: Scope = 
         conform_table(conn, spec, corp_id)
     # The department paths read wecom_departments, which a tag sync before any org sync lacks.
     if table_exists(conn, DEPARTMENTS.name):
-        conn.execute(DEPARTMENT_PATHS_SQL)
+        _create_view(conn, DEPARTMENT_PATHS.name, DEPARTMENT_PATHS_SQL)
     for tracked in (*TRACKED, *TAG_TRACKED):
         if tracked in scope.tracked:
             _ensure_table(conn, tracked, corp_id)
@@ -182,10 +199,10 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection, corp_id: str, scope: Scope = 
             conform_table(conn, tracked.history, corp_id)
     conform_table(conn, RUNS, corp_id)
     conform_table(conn, TAG_RUNS, corp_id)
-    conn.execute(ORG_CHANGES_SQL)
+    _create_view(conn, ORG_CHANGES.name, ORG_CHANGES_SQL)
 
 
-def snapshot_time(conn: duckdb.DuckDBPyConnection, corp_id: str, scope: Scope = ORG) -> datetime:
+def snapshot_time(conn: WarehouseConnection, corp_id: str, scope: Scope = ORG) -> datetime:
     """A corp's loaded snapshot's time: the latest ``synced_at`` of the scope's fetched tables.
 
     Falls back to now for a corp without rows. Using the fetch time rather than the time the
@@ -206,7 +223,7 @@ def snapshot_time(conn: duckdb.DuckDBPyConnection, corp_id: str, scope: Scope = 
     return value.astimezone(UTC)
 
 
-def _last_snapshot(conn: duckdb.DuckDBPyConnection, corp_id: str, scope: Scope) -> datetime | None:
+def _last_snapshot(conn: WarehouseConnection, corp_id: str, scope: Scope) -> datetime | None:
     value = scalar(
         conn,
         f"SELECT max(snapshot_at) FROM {quote(scope.runs.name)} WHERE corp_id = $corp_id",
@@ -219,14 +236,16 @@ def _temp(tracked: Tracked, what: str) -> str:
     return quote(f"__history_{what}_{tracked.history.name}")
 
 
-def _diff(conn: duckdb.DuckDBPyConnection, tracked: Tracked, corp_id: str) -> tuple[int, int]:
+def _diff(conn: WarehouseConnection, tracked: Tracked, corp_id: str) -> tuple[int, int]:
     """Stage one corp's versions to close and to open; returns (opened, closed) counts."""
     columns = ", ".join(quote(c) for c in tracked.business_columns)
     key = ", ".join(f"o.{quote(k)}" for k in tracked.key)
     incoming, opening, closing = (_temp(tracked, w) for w in ("incoming", "opening", "closing"))
     history = quote(tracked.history.name)
+    for staged in (incoming, opening, closing):
+        conn.execute(f"DROP TABLE IF EXISTS {staged}")
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE {incoming} AS "
+        f"CREATE TEMP TABLE {incoming} AS "
         f"SELECT {columns}, {row_hash_sql(tracked.business_columns, 's')} AS row_hash "
         f"FROM {quote(tracked.source.name)} AS s WHERE s.corp_id = $corp_id",
         {"corp_id": corp_id},
@@ -234,17 +253,17 @@ def _diff(conn: duckdb.DuckDBPyConnection, tracked: Tracked, corp_id: str) -> tu
     current = f"(SELECT * FROM {history} WHERE valid_to IS NULL AND corp_id = {_literal(corp_id)})"
     match = f"{key_match(tracked.key, 'i', 'o')} AND i.row_hash = o.row_hash"
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE {opening} AS "
+        f"CREATE TEMP TABLE {opening} AS "
         f"SELECT i.* FROM {incoming} AS i ANTI JOIN {current} AS o ON {match}"
     )
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE {closing} AS "
+        f"CREATE TEMP TABLE {closing} AS "
         f"SELECT {key} FROM {current} AS o ANTI JOIN {incoming} AS i ON {match}"
     )
     return count(conn, opening), count(conn, closing)
 
 
-def _write(conn: duckdb.DuckDBPyConnection, tracked: Tracked, at: datetime) -> None:
+def _write(conn: WarehouseConnection, tracked: Tracked, at: datetime) -> None:
     history = quote(tracked.history.name)
     columns = ", ".join(quote(c) for c in tracked.business_columns)
     conn.execute(
@@ -259,7 +278,7 @@ def _write(conn: duckdb.DuckDBPyConnection, tracked: Tracked, at: datetime) -> N
     )
 
 
-def _drop_temps(conn: duckdb.DuckDBPyConnection, scope: Scope) -> None:
+def _drop_temps(conn: WarehouseConnection, scope: Scope) -> None:
     for tracked in scope.tracked:
         for what in ("incoming", "opening", "closing"):
             conn.execute(f"DROP TABLE IF EXISTS {_temp(tracked, what)}")
@@ -271,7 +290,7 @@ def _literal(text: str) -> str:
 
 
 def _log_run(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
     scope: Scope,
     corp_id: str,
     at: datetime,
@@ -302,7 +321,7 @@ def _log_run(
 
 
 def apply_snapshot(
-    conn: duckdb.DuckDBPyConnection,
+    conn: WarehouseConnection,
     corp_id: str,
     *,
     run_id: str | None = None,
@@ -385,7 +404,7 @@ def apply_snapshot(
     )
 
 
-def row_counts(conn: duckdb.DuckDBPyConnection, corp_id: str) -> dict[str, int]:
+def row_counts(conn: WarehouseConnection, corp_id: str) -> dict[str, int]:
     """A corp's rows of every history table and view there is, by name.
 
     The department paths are missing until the org is synced, when the tags were synced first.

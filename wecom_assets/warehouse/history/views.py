@@ -2,6 +2,11 @@
 
 Both are views rather than tables so that they always agree with the tables they read; the
 history engine (re)creates them in its transaction. Table names come from the registry.
+
+The SQL is DuckDB's and runs in PostgreSQL through :mod:`wecom_assets.warehouse.dialect`, so it
+keeps to what both share: sorted and filtered lists are correlated ``unnest`` subqueries rather
+than lambdas, lists are rendered as text with ``array_to_string`` (the same ``[1, 2]`` in both),
+and the path as of a change is a ``LATERAL`` lookup rather than an ``ASOF`` join.
 """
 
 from wecom_assets.warehouse.tables import (
@@ -41,6 +46,27 @@ WITH RECURSIVE tree(corp_id, id, name, parent_id, depth, id_path, path_names, na
 SELECT corp_id, id, name, parent_id, depth::INTEGER AS depth, id_path, path_names, name_path
 FROM tree
 """
+
+
+def _sorted(elements: str, where: str = "true") -> str:
+    """SQL of the list of ``v`` of ``elements`` (unnested), sorted, where ``where``; NULL if empty."""
+    return f"(SELECT list(v ORDER BY v) FROM (SELECT {elements}) AS elements WHERE {where})"
+
+
+def _text(values: str) -> str:
+    """SQL of a list as text, ``[1, 2]``, the same in DuckDB and PostgreSQL."""
+    return f"'[' || coalesce(array_to_string({values}, ', '), '') || ']'"
+
+
+def _path_as_of(alias: str, department: str, after: str) -> str:
+    """The department's path version current at the event: the latest one starting ``after`` it."""
+    return f"""LEFT JOIN LATERAL (
+    SELECT p.valid_to, p.name_path FROM {_PATHS_HISTORY} AS p
+    WHERE p.corp_id = e.corp_id AND p.id = e.{department} AND e.changed_at {after} p.valid_from
+    ORDER BY p.valid_from DESC
+    LIMIT 1
+) AS {alias} ON true"""
+
 
 # Consecutive versions of one key are contiguous (previous valid_to = this valid_from); a gap
 # means the row was gone for a while. Events compare each version with the one just before it.
@@ -143,13 +169,11 @@ user_versions AS (
     FROM (
         SELECT
             corp_id, userid, name, status, main_department, valid_from, valid_to,
-            list_sort(coalesce(departments, [])) AS dept_ids,
-            list_sort(list_filter(
-                coalesce(departments, []),
-                lambda d, i: coalesce(is_leader_in_dept[i], false)
-            )) AS led_ids
+            {_sorted("unnest(departments) AS v")} AS dept_ids,
+            {_sorted("unnest(departments) AS v, unnest(is_leader_in_dept) AS leads", "leads")}
+                AS led_ids
         FROM {_USERS_HISTORY}
-    )
+    ) AS versions
     WINDOW w AS (PARTITION BY corp_id, userid ORDER BY valid_from)
 ),
 user_events AS (
@@ -168,7 +192,7 @@ user_events AS (
     FROM user_versions
     WHERE prev_valid_to = valid_from AND status IS DISTINCT FROM prev_status
     UNION ALL
-    SELECT corp_id, valid_from, 'moved', userid, name, prev_dept_ids::VARCHAR, dept_ids::VARCHAR,
+    SELECT corp_id, valid_from, 'moved', userid, name, {_text("prev_dept_ids")}, {_text("dept_ids")},
            prev_main, main_department
     FROM user_versions
     WHERE prev_valid_to = valid_from
@@ -178,7 +202,7 @@ user_events AS (
     FROM user_versions
     WHERE prev_valid_to = valid_from AND name IS DISTINCT FROM prev_name
     UNION ALL
-    SELECT corp_id, valid_from, 'leader_changed', userid, name, prev_led_ids::VARCHAR, led_ids::VARCHAR,
+    SELECT corp_id, valid_from, 'leader_changed', userid, name, {_text("prev_led_ids")}, {_text("led_ids")},
            prev_main, main_department
     FROM user_versions
     WHERE prev_valid_to = valid_from AND led_ids IS DISTINCT FROM prev_led_ids
@@ -193,9 +217,9 @@ department_versions AS (
         lag(leader_ids) OVER w AS prev_leader_ids
     FROM (
         SELECT corp_id, id, name, parent_id, valid_from, valid_to,
-               list_sort(coalesce(leaders, [])) AS leader_ids
+               {_sorted("unnest(leaders) AS v")} AS leader_ids
         FROM {_DEPARTMENTS_HISTORY}
-    )
+    ) AS versions
     WINDOW w AS (PARTITION BY corp_id, id ORDER BY valid_from)
 ),
 {_TAG_EVENTS}
@@ -219,8 +243,8 @@ department_events AS (
     FROM department_versions
     WHERE prev_valid_to = valid_from AND name IS DISTINCT FROM prev_name
     UNION ALL
-    SELECT corp_id, valid_from, 'leader_changed', id, name, prev_leader_ids::VARCHAR,
-           leader_ids::VARCHAR, prev_parent, parent_id
+    SELECT corp_id, valid_from, 'leader_changed', id, name, {_text("prev_leader_ids")},
+           {_text("leader_ids")}, prev_parent, parent_id
     FROM department_versions
     WHERE prev_valid_to = valid_from AND leader_ids IS DISTINCT FROM prev_leader_ids
 ),
@@ -258,12 +282,6 @@ SELECT
          THEN new_path.name_path END AS new_department_path,
     e.tag_id
 FROM events AS e
-ASOF LEFT JOIN {_PATHS_HISTORY} AS old_path
-    ON old_path.corp_id = e.corp_id
-    AND old_path.id = e.old_department_id
-    AND e.changed_at > old_path.valid_from
-ASOF LEFT JOIN {_PATHS_HISTORY} AS new_path
-    ON new_path.corp_id = e.corp_id
-    AND new_path.id = e.new_department_id
-    AND e.changed_at >= new_path.valid_from
+{_path_as_of("old_path", "old_department_id", ">")}
+{_path_as_of("new_path", "new_department_id", ">=")}
 """
