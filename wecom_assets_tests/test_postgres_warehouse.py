@@ -127,6 +127,29 @@ def test_a_corp_sync_is_committed_whole(url: str, org: dict[str, Any]) -> None:
         assert _count(reader, "wecom_history_runs", "wwcorpa") == 1
 
 
+def test_a_view_made_by_another_version_is_replaced_once(url: str, org: dict[str, Any]) -> None:
+    pg_sync.write_and_commit(url, _snapshot(org, T1))
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("DROP VIEW wecom.wecom_org_changes")
+        admin.execute("CREATE VIEW wecom.wecom_org_changes AS SELECT 1 AS stale")
+    pg_sync.write_and_commit(url, _snapshot(org, T2))
+    with psycopg.connect(url) as reader:
+        columns = reader.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'wecom' AND table_name = 'wecom_org_changes'"
+        ).fetchall()
+        created = reader.execute(
+            "SELECT xmin FROM pg_class WHERE oid = 'wecom.wecom_org_changes'::regclass"
+        ).fetchone()
+    assert ("tag_id",) in columns and ("stale",) not in columns
+    pg_sync.write_and_commit(url, _snapshot(org, T2 + timedelta(hours=1)))
+    with psycopg.connect(url) as reader:
+        again = reader.execute(
+            "SELECT xmin FROM pg_class WHERE oid = 'wecom.wecom_org_changes'::regclass"
+        ).fetchone()
+    assert again == created
+
+
 def test_a_rejected_table_rolls_back_the_tables_written_before_it(
     url: str, org: dict[str, Any]
 ) -> None:

@@ -15,6 +15,7 @@ No Dagster import: :mod:`wecom_assets.warehouse.sync` runs it inside each sync's
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -25,7 +26,6 @@ from wecom_assets.warehouse.connection import (
     column_names,
     count,
     existing_tables,
-    existing_views,
     is_postgres,
     quote,
     rollback,
@@ -167,15 +167,27 @@ def _ensure_table(conn: WarehouseConnection, tracked: Tracked, corp_id: str) -> 
 
 
 def _create_view(conn: WarehouseConnection, name: str, sql: str) -> None:
-    """(Re)create a view; in PostgreSQL only a missing one, as replacing it would block readers.
+    """(Re)create a view; in PostgreSQL only when its SQL changed since it was created.
 
     ``CREATE OR REPLACE VIEW`` takes an exclusive lock held until the transaction ends, so in
-    PostgreSQL, where a corp's sync is one long transaction beside analysts' queries, the views
-    are created once (:func:`wecom_assets.warehouse.pg_sync.prepare`).
+    PostgreSQL, where a corp's sync is one long transaction beside analysts' queries, a view is
+    replaced only when the SQL this version writes differs from the one it was made from (kept
+    as the view's comment), in the short transaction of
+    :func:`wecom_assets.warehouse.pg_sync.prepare`: once per upgrade, not once per sync.
     """
-    if is_postgres(conn) and name in existing_views(conn):
+    if not is_postgres(conn):
+        conn.execute(sql)
         return
+    mark = f"wecom_assets {hashlib.sha256(sql.encode()).hexdigest()[:16]}"
+    made_from = scalar(
+        conn, "SELECT obj_description(to_regclass($name), 'pg_class')", {"name": name}
+    )
+    if made_from == mark:
+        return
+    # A changed view may have other columns, which CREATE OR REPLACE refuses in PostgreSQL.
+    conn.execute(f"DROP VIEW IF EXISTS {quote(name)}")
     conn.execute(sql)
+    conn.execute(f"COMMENT ON VIEW {quote(name)} IS {_literal(mark)}")
 
 
 def ensure_schema(conn: WarehouseConnection, corp_id: str, scope: Scope = ORG) -> None:
