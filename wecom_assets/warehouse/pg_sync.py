@@ -17,17 +17,26 @@ from wecom_assets.warehouse.connection import quote
 from wecom_assets.warehouse.postgres import DEFAULT_SCHEMA, PostgresConnection, connect_postgres
 from wecom_assets.warehouse.publish import department_ids
 from wecom_assets.warehouse.sync import Snapshot, SyncReport, write
+from wecom_assets.warehouse.tables import HISTORY_TABLES, ORG_TABLES
 
 _SCHEMA_LOCK = "wecom_assets.schema"
 
 
 def prepare(conn: PostgresConnection, corp_id: str) -> None:
-    """Create the schema, the tables and the views where missing, in a transaction of its own."""
+    """Create the schema, tables and views where missing, and refresh the tables' statistics.
+
+    Autovacuum analyzes a table some time after a large write; a sync that follows sooner would
+    be planned for the row counts before it (an empty history, say) and join 20,000 rows by
+    nested loops: 150 s instead of 0.2 s. ``ANALYZE`` here, in this short transaction, never
+    blocks readers or writers, and holds its lock only until this transaction commits.
+    """
     conn.raw.execute("BEGIN")
     try:
         conn.raw.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_SCHEMA_LOCK])
         conn.raw.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(conn.schema)}")
         history.ensure_schema(conn, corp_id)
+        for spec in (*ORG_TABLES, *HISTORY_TABLES):
+            conn.raw.execute(f"ANALYZE {quote(spec.name)}")
         conn.raw.execute("COMMIT")
     except BaseException:
         conn.raw.execute("ROLLBACK")
