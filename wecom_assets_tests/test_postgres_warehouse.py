@@ -150,6 +150,20 @@ def test_a_view_made_by_another_version_is_replaced_once(url: str, org: dict[str
     assert again == created
 
 
+def test_each_sync_refreshes_the_statistics_its_joins_are_planned_with(
+    url: str, org: dict[str, Any]
+) -> None:
+    pg_sync.write_and_commit(url, _snapshot(org, T1))
+    pg_sync.write_and_commit(url, _snapshot(org, T2))
+    with psycopg.connect(url) as reader:
+        planned = reader.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = 'wecom.wecom_users_history'::regclass"
+        ).fetchone()
+    assert planned is not None
+    # The second sync was planned with the first sync's rows, not with an empty table.
+    assert planned[0] == len(visible_view(org, None)["users"])
+
+
 def test_a_rejected_table_rolls_back_the_tables_written_before_it(
     url: str, org: dict[str, Any]
 ) -> None:

@@ -15,22 +15,38 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from wecom_assets.warehouse import history, tag_sync
-from wecom_assets.warehouse.connection import quote
+from wecom_assets.warehouse.connection import existing_tables, quote
 from wecom_assets.warehouse.postgres import DEFAULT_SCHEMA, PostgresConnection, connect_postgres
 from wecom_assets.warehouse.publish import ReplaceResult, department_ids
 from wecom_assets.warehouse.sync import HistoryReport, Snapshot, SyncReport, write
+from wecom_assets.warehouse.tables import (
+    HISTORY_TABLES,
+    ORG_TABLES,
+    TAG_HISTORY_TABLES,
+    TAG_TABLES,
+)
 from wecom_assets.warehouse.tag_sync import TagSnapshot
 
 _SCHEMA_LOCK = "wecom_assets.schema"
 
 
-def prepare(conn: PostgresConnection, corp_id: str) -> None:
-    """Create the schema, the tables and the views where missing, in a transaction of its own."""
+def prepare(conn: PostgresConnection, corp_id: str, scope: history.Scope = history.ORG) -> None:
+    """Create the schema, tables and views where missing, and refresh the tables' statistics.
+
+    Autovacuum analyzes a table some time after a large write; a sync that follows sooner would
+    be planned for the row counts before it (an empty history, say) and join 20,000 rows by
+    nested loops: 150 s instead of 0.2 s. ``ANALYZE`` here, in this short transaction, never
+    blocks readers or writers, and holds its lock only until this transaction commits.
+    """
     conn.raw.execute("BEGIN")
     try:
         conn.raw.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_SCHEMA_LOCK])
         conn.raw.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(conn.schema)}")
-        history.ensure_schema(conn, corp_id)
+        history.ensure_schema(conn, corp_id, scope)
+        existing = existing_tables(conn)
+        for spec in (*ORG_TABLES, *HISTORY_TABLES, *TAG_TABLES, *TAG_HISTORY_TABLES):
+            if spec.name in existing:
+                conn.raw.execute(f"ANALYZE {quote(spec.name)}")
         conn.raw.execute("COMMIT")
     except BaseException:
         conn.raw.execute("ROLLBACK")
@@ -45,7 +61,7 @@ def write_and_commit(url: str, snapshot: Snapshot, *, schema: str = DEFAULT_SCHE
         WarehouseError: the server cannot be reached (the message holds no password), or a
             table the sync derives from is missing.
     """
-    return _commit(url, snapshot.corp_id, schema, lambda conn: write(conn, snapshot))
+    return _commit(url, snapshot.corp_id, schema, history.ORG, lambda conn: write(conn, snapshot))
 
 
 def write_tags_and_commit(
@@ -55,20 +71,23 @@ def write_tags_and_commit(
 
     Tag syncs take the same per-corp turn as org syncs: both fold into the corp's change events.
     """
-    return _commit(url, snapshot.corp_id, schema, lambda conn: tag_sync.write(conn, snapshot))
+    return _commit(
+        url, snapshot.corp_id, schema, history.TAG, lambda conn: tag_sync.write(conn, snapshot)
+    )
 
 
 def _commit(
     url: str,
     corp_id: str,
     schema: str,
+    scope: history.Scope,
     write_corp: Callable[
         [PostgresConnection], tuple[dict[str, ReplaceResult], HistoryReport | None]
     ],
 ) -> SyncReport:
     conn = connect_postgres(url, schema=schema)
     try:
-        prepare(conn, corp_id)
+        prepare(conn, corp_id, scope)
         with conn.corp_transaction(corp_id):
             tables, history_report = write_corp(conn)
         return SyncReport(tables=tables, history=history_report, published=None)

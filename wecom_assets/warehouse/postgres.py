@@ -28,6 +28,7 @@ from wecom_assets.warehouse.dialect import to_postgres
 
 DEFAULT_SCHEMA = "wecom"
 INSTALL_HINT = "pip install 'wecom_assets[postgres]'"
+_TEMP_TABLE = re.compile(r'^\s*CREATE\s+TEMP(?:ORARY)?\s+TABLE\s+("(?:[^"]|"")+"|\w+)', re.I)
 _TRANSACTION = re.compile(r"^\s*(BEGIN(?: TRANSACTION)?|COMMIT|ROLLBACK)\s*;?\s*$", re.IGNORECASE)
 # Arrow types of the snapshots, as the PostgreSQL types of the staging table they are copied into.
 _ARROW_TYPES: dict[pa.DataType, str] = {
@@ -114,7 +115,19 @@ class PostgresConnection:
         elif isinstance(parameters, Sequence) and not isinstance(parameters, str):
             params = list(parameters) or None
         cursor = self.raw.execute(to_postgres(query), params)
-        return _Rows(cursor.fetchall() if cursor.description else [])
+        rows = _Rows(cursor.fetchall() if cursor.description else [])
+        staged = _TEMP_TABLE.match(query)
+        if staged:
+            self._analyze(staged.group(1))
+        return rows
+
+    def _analyze(self, table: str) -> None:
+        """Give a staging table statistics, which autovacuum never does for temporary tables.
+
+        Without them the planner guesses a staging table's rows from its size on disk, and a
+        wrong guess turns the history's anti-joins into nested loops (see ``pg_sync.prepare``).
+        """
+        self.raw.execute(f"ANALYZE {table}")
 
     def _transaction(self, verb: str) -> _Rows:
         if not self._outer:
@@ -145,6 +158,7 @@ class PostgresConnection:
                 for batch in python_object.to_batches():
                     for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
                         copy.write_row(row)
+        self._analyze(quote(view_name))
 
     def unregister(self, view_name: str) -> None:
         """Drop the temporary table :meth:`register` made."""
