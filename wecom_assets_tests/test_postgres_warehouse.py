@@ -304,6 +304,12 @@ def test_a_duckdb_connection_is_refused_when_the_warehouse_is_postgres() -> None
         pass
 
 
+def test_a_warehouse_url_of_another_database_is_refused_naming_the_variable() -> None:
+    with pytest.raises(WarehouseError, match="WECOM_WAREHOUSE_URL") as raised:
+        WarehouseResource(url="mysql://analyst:Secret-77@db/org").effective_settings()
+    assert "Secret-77" not in str(raised.value)
+
+
 def test_a_missing_driver_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(WarehouseError, match=r"pip install 'wecom_assets\[postgres\]'"):
