@@ -141,6 +141,14 @@ def test_each_sync_refreshes_the_statistics_its_joins_are_planned_with(
     assert planned[0] == len(visible_view(org, None)["users"])
 
 
+def test_a_users_only_sync_reads_the_committed_department_ids(
+    url: str, org: dict[str, Any]
+) -> None:
+    pg_sync.write_and_commit(url, _snapshot(org, T1))
+    expected = sorted(d["id"] for d in visible_view(org, None)["departments"])
+    assert pg_sync.current_department_ids(url, "wwcorpa") == expected
+
+
 def test_a_rejected_table_rolls_back_the_tables_written_before_it(
     url: str, org: dict[str, Any]
 ) -> None:
