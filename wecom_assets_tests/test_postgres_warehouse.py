@@ -164,6 +164,14 @@ def test_each_sync_refreshes_the_statistics_its_joins_are_planned_with(
     assert planned[0] == len(visible_view(org, None)["users"])
 
 
+def test_a_users_only_sync_reads_the_committed_department_ids(
+    url: str, org: dict[str, Any]
+) -> None:
+    pg_sync.write_and_commit(url, _snapshot(org, T1))
+    expected = sorted(d["id"] for d in visible_view(org, None)["departments"])
+    assert pg_sync.current_department_ids(url, "wwcorpa") == expected
+
+
 def test_a_rejected_table_rolls_back_the_tables_written_before_it(
     url: str, org: dict[str, Any]
 ) -> None:
@@ -325,6 +333,12 @@ def test_a_duckdb_connection_is_refused_when_the_warehouse_is_postgres() -> None
     warehouse = WarehouseResource(url="postgresql://analyst@db/org")
     with pytest.raises(WarehouseError, match="query schema wecom"), warehouse.get_connection():
         pass
+
+
+def test_a_warehouse_url_of_another_database_is_refused_naming_the_variable() -> None:
+    with pytest.raises(WarehouseError, match="WECOM_WAREHOUSE_URL") as raised:
+        WarehouseResource(url="mysql://analyst:Secret-77@db/org").effective_settings()
+    assert "Secret-77" not in str(raised.value)
 
 
 def test_a_missing_driver_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -273,8 +273,20 @@ class WarehouseResource(DuckDBResource):
 
     @property
     def backend(self) -> str:
-        """``postgres`` or ``duckdb``."""
-        return "postgres" if is_postgres_url(self.warehouse_url) else "duckdb"
+        """``postgres`` or ``duckdb``.
+
+        Raises:
+            WarehouseError: the URL is set but is not PostgreSQL's; it is never quoted.
+        """
+        url = self.warehouse_url
+        if not url:
+            return "duckdb"
+        if not is_postgres_url(url):
+            raise WarehouseError(
+                f"{settings.WAREHOUSE_URL_ENV} (or the resource's url) must be a "
+                "postgresql://user@host:port/dbname URL, or empty for the DuckDB file."
+            )
+        return "postgres"
 
     def write_sync(self, snapshot: sync.Snapshot) -> sync.SyncReport:
         """Write one corp's sync into the chosen warehouse; visible only if every check passed.
