@@ -172,6 +172,33 @@ def test_a_users_only_sync_reads_the_committed_department_ids(
     assert pg_sync.current_department_ids(url, "wwcorpa") == expected
 
 
+def test_a_table_of_an_older_release_is_rebuilt_with_the_views_over_it(
+    url: str, org: dict[str, Any]
+) -> None:
+    pg_sync.write_and_commit(url, _snapshot(org, T1))
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("ALTER TABLE wecom.wecom_departments DROP COLUMN name_en")
+    pg_sync.write_and_commit(url, _snapshot(org, T2))
+    with psycopg.connect(url) as reader:
+        assert _count(reader, "wecom_departments", "wwcorpa") == len(org["departments"])
+        assert _count(reader, "wecom_department_paths", "wwcorpa") == len(org["departments"])
+
+
+def test_an_analysts_view_over_a_table_to_rebuild_stops_the_sync_and_is_kept(
+    url: str, org: dict[str, Any]
+) -> None:
+    pg_sync.write_and_commit(url, _snapshot(org, T1))
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("ALTER TABLE wecom.wecom_departments DROP COLUMN name_en")
+        admin.execute("CREATE VIEW public.mine AS SELECT id FROM wecom.wecom_departments")
+    with pytest.raises(psycopg.errors.DependentObjectsStillExist):
+        pg_sync.write_and_commit(url, _snapshot(org, T2))
+    with psycopg.connect(url) as reader:
+        assert reader.execute("SELECT count(*) FROM public.mine").fetchone() == (
+            len(org["departments"]),
+        )
+
+
 def test_a_rejected_table_rolls_back_the_tables_written_before_it(
     url: str, org: dict[str, Any]
 ) -> None:

@@ -27,7 +27,7 @@ from wecom_assets.warehouse.connection import (
 )
 from wecom_assets.warehouse.quality import CheckOutcome
 from wecom_assets.warehouse.schema import CORP_ID, TableSpec
-from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, USERS
+from wecom_assets.warehouse.tables import DEPARTMENTS, MEMBERSHIP, USERS, VIEWS
 
 DEFAULT_MAX_SHRINK_FRACTION = 0.5
 
@@ -114,8 +114,12 @@ def conform_table(conn: WarehouseConnection, spec: TableSpec, corp_id: str) -> N
         f"INSERT INTO {quote(rebuilt)} SELECT {', '.join(values)} FROM {quote(spec.name)}",
         {"corp_id": corp_id} if "$corp_id" in values else {},
     )
-    # PostgreSQL drops the views that read the table with it; the history engine recreates them.
-    conn.execute(f"DROP TABLE {quote(spec.name)} CASCADE")
+    # PostgreSQL refuses to drop a table a view reads. Ours are dropped here and recreated by the
+    # history engine; a view of an analyst's own is not dropped behind their back: PostgreSQL's
+    # "other objects depend on it" stops the sync instead, and nothing is lost.
+    for view in VIEWS:
+        conn.execute(f"DROP VIEW IF EXISTS {quote(view.name)}")
+    conn.execute(f"DROP TABLE {quote(spec.name)}")
     conn.execute(f"ALTER TABLE {quote(rebuilt)} RENAME TO {quote(spec.name)}")
 
 
