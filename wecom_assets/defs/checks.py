@@ -118,14 +118,17 @@ def build_freshness_checks(
             for key in asset_keys
         ],
         name=layout.name("wecom_freshness_checks"),
+        # Selecting the org tables alone (or the tag tables alone) brings their checks only.
+        can_subset=True,
     )
     def wecom_freshness_checks(
         context: dg.AssetCheckExecutionContext, config: FreshnessConfig
     ) -> Iterator[dg.AssetCheckResult]:
-        """Fail each table whose last materialization (per corp) is older than the window."""
+        """Fail each selected table whose last materialization (per corp) is too old."""
         now = time.time()
         corps: list[str | None] = [*corp_ids] or [None]
-        for key in asset_keys:
+        selected = {check.asset_key for check in context.selected_asset_check_keys}
+        for key in (key for key in asset_keys if key in selected):
             synced = {corp: _last_sync(context.instance, key, corp) for corp in corps}
             yield _freshness_result(key, synced, config.max_age_hours, now)
 
