@@ -11,24 +11,31 @@ call, ``wecom_users`` alone lists the members of the departments in the current
 """
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-from pydantic import Field
 
-from wecom_assets.defs.checks import check_results, check_specs, history_check_specs
+from wecom_assets.defs.checks import check_specs, history_check_specs
 from wecom_assets.defs.layout import Layout
-from wecom_assets.defs.metadata import api_metadata, failure, table_metadata
+from wecom_assets.defs.metadata import api_metadata, failure
+from wecom_assets.defs.outputs import (
+    AssetEvents,
+    SyncConfig,
+    asset_spec,
+    checks,
+    history_materialization,
+    resource,
+    table_materialization,
+)
 from wecom_assets.defs.resources import WarehouseResource, WeComResource
-from wecom_assets.defs.settings import FRESHNESS_POLICY, OWNERS, POOL, TAGS
-from wecom_assets.warehouse import publish, snapshots, sync
+from wecom_assets.defs.settings import POOL
+from wecom_assets.warehouse import snapshots, sync
 from wecom_assets.warehouse.connection import WarehouseError
 from wecom_assets.warehouse.pii import PiiPolicy, PiiPolicyError
-from wecom_assets.warehouse.quality import CheckOutcome
 from wecom_assets.warehouse.schema import TableSpec
 from wecom_assets.warehouse.tables import (
     DEPARTMENT_PATHS,
@@ -36,16 +43,12 @@ from wecom_assets.warehouse.tables import (
     MEMBERSHIP,
     ORG_CHANGES,
     RUNS,
-    TAG_HISTORY_TABLES,
-    TAG_TABLES,
     TRACKED,
     USERS,
 )
 from wecom_assets.wecom import ClientStats, WeComClient, WeComError
 from wecom_assets.wecom.corps import Corp
 
-AssetEvents = Iterator[dg.AssetCheckResult | dg.MaterializeResult]
-R = TypeVar("R")
 _HISTORY_OUTPUTS: tuple[TableSpec, ...] = (
     *(t.history for t in TRACKED if t.source is not DEPARTMENT_PATHS),
     DEPARTMENT_PATHS,
@@ -56,29 +59,6 @@ _HISTORY_OUTPUTS: tuple[TableSpec, ...] = (
 # Every output in lineage order: Dagster wants a multi-asset's outputs yielded topologically.
 OUTPUTS: tuple[TableSpec, ...] = (DEPARTMENTS, USERS, MEMBERSHIP, *_HISTORY_OUTPUTS)
 _HISTORY_NAMES = frozenset(spec.name for spec in _HISTORY_OUTPUTS)
-
-
-class SyncConfig(dg.Config):
-    """Per-run settings of a sync."""
-
-    max_shrink_fraction: float = Field(
-        default=publish.DEFAULT_MAX_SHRINK_FRACTION,
-        ge=0.0,
-        le=1.0,
-        description=(
-            "Refuse to publish when a table's new snapshot has this fraction fewer rows than the "
-            "current one (0.5 = half), which usually means the app's visible range was cut. "
-            "Set 1.0 for one run to accept an intended drop."
-        ),
-    )
-
-
-def _kinds(spec: TableSpec) -> set[str]:
-    if spec in (DEPARTMENTS, USERS, *TAG_TABLES):
-        return {"wecom", "duckdb"}
-    if spec.name in _HISTORY_NAMES or spec in TAG_HISTORY_TABLES:
-        return {"duckdb", "view" if spec.view else "table"}
-    return {"duckdb"}
 
 
 def _membership_lineage(layout: Layout) -> dg.TableColumnLineage:
@@ -98,26 +78,6 @@ def _membership_lineage(layout: Layout) -> dg.TableColumnLineage:
     )
 
 
-def _asset_spec(
-    spec: TableSpec, partitions: dg.PartitionsDefinition | None, layout: Layout
-) -> dg.AssetSpec:
-    metadata = table_metadata(spec)
-    if spec is MEMBERSHIP:
-        metadata["dagster/column_lineage"] = _membership_lineage(layout)
-    return dg.AssetSpec(
-        key=layout.key(spec.name),
-        deps=[layout.key(upstream) for upstream in spec.upstream],
-        description=spec.description,
-        group_name=layout.group_name,
-        kinds=_kinds(spec),
-        owners=OWNERS,
-        tags=TAGS,
-        freshness_policy=FRESHNESS_POLICY,
-        metadata=metadata,
-        partitions_def=partitions,
-    )
-
-
 def build_org_assets(
     corps: Sequence[Corp] = (), layout: Layout = Layout(), *, pool: str | None = POOL
 ) -> dg.AssetsDefinition:
@@ -134,7 +94,15 @@ def build_org_assets(
 
     @dg.multi_asset(
         name=layout.name("wecom_org"),
-        specs=[_asset_spec(spec, partitions, layout) for spec in OUTPUTS],
+        specs=[
+            asset_spec(
+                spec,
+                partitions,
+                layout,
+                _membership_lineage(layout) if spec is MEMBERSHIP else None,
+            )
+            for spec in OUTPUTS
+        ],
         check_specs=[
             *(
                 check
@@ -155,19 +123,11 @@ def build_org_assets(
         and only this corp's rows change.
         """
         corp = by_id[context.partition_key] if partitions is not None else None
-        wecom = _resource(context, layout.wecom_resource, WeComResource)
-        duckdb = _resource(context, layout.warehouse_resource, WarehouseResource)
+        wecom = resource(context, layout.wecom_resource, WeComResource)
+        duckdb = resource(context, layout.warehouse_resource, WarehouseResource)
         yield from _sync(context, config, wecom, duckdb, corp, layout)
 
     return wecom_org
-
-
-def _resource(context: dg.AssetExecutionContext, key: str, kind: type[R]) -> R:
-    """The resource under ``key``; its keys follow the layout, so it is looked up by name."""
-    resource = getattr(context.resources, key)
-    if not isinstance(resource, kind):
-        raise TypeError(f"resource {key!r} is a {type(resource).__name__}, not a {kind.__name__}")
-    return resource
 
 
 def _sync(
@@ -198,7 +158,7 @@ def _sync(
         report = duckdb.write_sync(snapshot)
     except sync.SyncRejectedError as rejected:
         for table, outcomes in rejected.outcomes.items():
-            yield from _checks(context, layout.key(table), outcomes)
+            yield from checks(context, layout.key(table), outcomes)
         raise failure(rejected, "Sync not published") from None
     except WarehouseError as error:
         raise failure(error, "Sync not published") from None
@@ -218,16 +178,16 @@ def _sync(
             continue
         if spec.name in report.tables:
             extra = {**common, **fetched.metadata.get(spec.name, {})}
-            yield _table_materialization(
+            yield table_materialization(
                 context, spec, layout.key(spec.name), report.tables[spec.name], extra, schema
             )
         elif report.history is not None:
-            yield _history_materialization(
+            yield history_materialization(
                 spec, layout.key(spec.name), report.history, common, schema
             )
     if report.history is not None:
         for outcome in report.history.result.outcomes:
-            yield from _checks(context, layout.key(str(outcome.details["table"])), [outcome])
+            yield from checks(context, layout.key(str(outcome.details["table"])), [outcome])
 
 
 @dataclass
@@ -296,60 +256,3 @@ def _api_part(
     client: WeComClient, before: ClientStats | None, wecom: WeComResource, corp: Corp | None
 ) -> dict[str, Any]:
     return {**api_metadata(client.stats, since=before), **wecom.effective_settings(corp)}
-
-
-def _checks(
-    context: dg.AssetExecutionContext, key: dg.AssetKey, outcomes: Sequence[CheckOutcome]
-) -> list[dg.AssetCheckResult]:
-    """Check results of the outcomes whose checks are selected in this run."""
-    keys = context.selected_asset_check_keys
-    return check_results(key, [o for o in outcomes if dg.AssetCheckKey(key, o.name) in keys])
-
-
-def _table_materialization(
-    context: dg.AssetExecutionContext,
-    spec: TableSpec,
-    key: dg.AssetKey,
-    result: publish.ReplaceResult,
-    extra: Mapping[str, Any],
-    schema: str,
-) -> dg.MaterializeResult:
-    metadata: dict[str, Any] = {
-        "dagster/row_count": result.row_count,
-        **table_metadata(spec, schema),
-        "duckdb/load_seconds": round(result.seconds, 3),
-        **extra,
-    }
-    # The first load has no previous table: no entry rather than a "null" in the UI and its plots.
-    if result.previous_row_count is not None:
-        metadata["previous_row_count"] = result.previous_row_count
-    return dg.MaterializeResult(
-        asset_key=key,
-        metadata=metadata,
-        check_results=_checks(context, key, result.outcomes),
-    )
-
-
-def _history_materialization(
-    spec: TableSpec,
-    key: dg.AssetKey,
-    report: sync.HistoryReport,
-    common: Mapping[str, Any],
-    schema: str,
-) -> dg.MaterializeResult:
-    result = report.result
-    metadata: dict[str, Any] = {
-        "dagster/row_count": report.row_counts[spec.name],
-        **table_metadata(spec, schema),
-        "history/snapshot_at": result.snapshot_at.isoformat(),
-        "history/applied": result.applied,
-        **common,
-    }
-    changes = {t.table: t for t in result.tables}
-    if spec.name in changes:
-        metadata["history/versions_opened"] = changes[spec.name].opened
-        metadata["history/versions_closed"] = changes[spec.name].closed
-        metadata["history/current_rows"] = changes[spec.name].current_rows
-    if spec is ORG_CHANGES:
-        metadata["history/events_in_this_snapshot"] = dg.MetadataValue.json(report.events)
-    return dg.MaterializeResult(asset_key=key, metadata=metadata)

@@ -14,18 +14,18 @@ from typing import Any
 
 import dagster as dg
 
-from wecom_assets.defs.assets import (
-    AssetEvents,
-    SyncConfig,
-    _asset_spec,
-    _checks,
-    _history_materialization,
-    _resource,
-    _table_materialization,
-)
 from wecom_assets.defs.checks import check_specs, history_check_specs
 from wecom_assets.defs.layout import Layout
 from wecom_assets.defs.metadata import api_metadata, failure
+from wecom_assets.defs.outputs import (
+    AssetEvents,
+    SyncConfig,
+    asset_spec,
+    checks,
+    history_materialization,
+    resource,
+    table_materialization,
+)
 from wecom_assets.defs.resources import WarehouseResource, WeComResource
 from wecom_assets.defs.settings import POOL
 from wecom_assets.warehouse import tag_sync
@@ -56,7 +56,7 @@ def build_tag_assets(
 
     @dg.multi_asset(
         name=layout.name("wecom_tag_sync"),
-        specs=[_asset_spec(spec, partitions, layout) for spec in TAG_OUTPUTS],
+        specs=[asset_spec(spec, partitions, layout) for spec in TAG_OUTPUTS],
         check_specs=[
             *(check for spec in TAG_TABLES for check in check_specs(spec, layout)),
             *history_check_specs(layout, TAG_TRACKED),
@@ -71,8 +71,8 @@ def build_tag_assets(
         tag rows change; the org tables are never touched.
         """
         corp = by_id[context.partition_key] if partitions is not None else None
-        wecom = _resource(context, layout.wecom_resource, WeComResource)
-        duckdb = _resource(context, layout.warehouse_resource, WarehouseResource)
+        wecom = resource(context, layout.wecom_resource, WeComResource)
+        duckdb = resource(context, layout.warehouse_resource, WarehouseResource)
         yield from _sync_tags(context, config, wecom, duckdb, corp, layout)
 
     return wecom_tag_sync
@@ -106,7 +106,7 @@ def _sync_tags(
         report = duckdb.write_tag_sync(snapshot)
     except SyncRejectedError as rejected:
         for table, outcomes in rejected.outcomes.items():
-            yield from _checks(context, layout.key(table), outcomes)
+            yield from checks(context, layout.key(table), outcomes)
         raise failure(rejected, "Tags not published") from None
     except WarehouseError as error:
         raise failure(error, "Tags not published") from None
@@ -126,17 +126,15 @@ def _sync_tags(
         key = layout.key(spec.name)
         if spec.name in report.tables:
             extra = {**common, **(api if spec is TAG_TABLES[0] else {})}
-            yield _table_materialization(
-                context, spec, key, report.tables[spec.name], extra, schema
-            )
+            yield table_materialization(context, spec, key, report.tables[spec.name], extra, schema)
             continue
         if spec is TAG_RUNS:
             # The tag events of this snapshot, as the org step shows its own on wecom_org_changes.
             events = {
                 "history/tag_events_in_this_snapshot": dg.MetadataValue.json(report.history.events)
             }
-            yield _history_materialization(spec, key, report.history, {**common, **events}, schema)
+            yield history_materialization(spec, key, report.history, {**common, **events}, schema)
         else:
-            yield _history_materialization(spec, key, report.history, common, schema)
+            yield history_materialization(spec, key, report.history, common, schema)
     for outcome in report.history.result.outcomes:
-        yield from _checks(context, layout.key(str(outcome.details["table"])), [outcome])
+        yield from checks(context, layout.key(str(outcome.details["table"])), [outcome])
