@@ -383,6 +383,24 @@ def test_postgres_definitions_leave_the_duckdb_pool_out() -> None:
     assert pools(ResourceSettings()) == {"wecom_duckdb"}
 
 
+def test_postgres_definitions_show_postgres_as_the_kind_of_every_table() -> None:
+    def kinds(settings: ResourceSettings) -> set[str]:
+        assets = build_defs(settings=settings).assets or []
+        return {
+            kind
+            for a in assets
+            if isinstance(a, dg.AssetsDefinition)
+            for spec in a.specs
+            for kind in spec.kinds
+        }
+
+    assert {"postgres", "wecom"} <= kinds(
+        ResourceSettings(warehouse={"url": "postgresql://u@db/wh"})
+    )
+    assert "duckdb" not in kinds(ResourceSettings(warehouse={"url": "postgresql://u@db/wh"}))
+    assert "duckdb" in kinds(ResourceSettings())
+
+
 @pytest.fixture
 def sandbox(org: dict[str, Any]) -> Iterator[SandboxServer]:
     with SandboxServer(org, SandboxConfig()) as server:

@@ -79,11 +79,16 @@ def _membership_lineage(layout: Layout) -> dg.TableColumnLineage:
 
 
 def build_org_assets(
-    corps: Sequence[Corp] = (), layout: Layout = Layout(), *, pool: str | None = POOL
+    corps: Sequence[Corp] = (),
+    layout: Layout = Layout(),
+    *,
+    pool: str | None = POOL,
+    warehouse_kind: str = "duckdb",
 ) -> dg.AssetsDefinition:
     """The sync multi-asset: one corp from the resource, or one partition per corp of ``corps``.
 
     ``pool`` is DuckDB's one-writer pool; None for PostgreSQL, where corps write concurrently.
+    ``warehouse_kind`` (``duckdb`` or ``postgres``) is the kind badge the catalog shows.
 
     Partitions are keyed by corp id; without corps there is no partition to pick and the corp is
     the resource's ``corp_id``. The layout decides the asset keys, the group, the op name
@@ -100,6 +105,7 @@ def build_org_assets(
                 partitions,
                 layout,
                 _membership_lineage(layout) if spec is MEMBERSHIP else None,
+                warehouse_kind,
             )
             for spec in OUTPUTS
         ],

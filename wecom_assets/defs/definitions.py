@@ -72,15 +72,15 @@ class ResourceSettings:
     robot: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _pool(warehouse: Mapping[str, Any]) -> str | None:
-    """DuckDB's one-writer pool, or none when the definitions write PostgreSQL.
+def _backend(warehouse: Mapping[str, Any]) -> str:
+    """``postgres`` or ``duckdb``: what the definitions write, for the pool and the kind badges.
 
-    A pool belongs to the asset's definition, so it follows the URL known when the definitions
+    Both belong to the asset's definition, so they follow the URL known when the definitions
     load (the settings, else ``$WECOM_WAREHOUSE_URL``); a URL given only in a run's config does
-    not change it.
+    not change them: DuckDB's one-writer pool then stays on, which is merely slower.
     """
     url = warehouse_url(str(warehouse.get("url") or ""))
-    return None if is_postgres_url(url) else POOL
+    return "postgres" if is_postgres_url(url) else "duckdb"
 
 
 def build_defs(
@@ -103,10 +103,12 @@ def build_defs(
         if corps
         else {"corp_id": dg.EnvVar(env.corp_id), "corp_secret": dg.EnvVar(env.corp_secret)}
     )
+    backend = _backend(settings.warehouse)
+    pool = POOL if backend == "duckdb" else None
     return dg.Definitions(
         assets=[
-            build_org_assets(corps, layout, pool=_pool(settings.warehouse)),
-            build_tag_assets(corps, layout, pool=_pool(settings.warehouse)),
+            build_org_assets(corps, layout, pool=pool, warehouse_kind=backend),
+            build_tag_assets(corps, layout, pool=pool, warehouse_kind=backend),
         ],
         asset_checks=[build_freshness_checks(corp_ids, layout)],
         jobs=[sync, freshness],

@@ -47,13 +47,13 @@ class SyncConfig(dg.Config):
     )
 
 
-def kinds(spec: TableSpec) -> set[str]:
-    """The catalog's kind badges: where the rows come from and what the relation is."""
+def kinds(spec: TableSpec, warehouse_kind: str = "duckdb") -> set[str]:
+    """The catalog's kind badges: where the rows come from, the warehouse, what the relation is."""
     if spec in (DEPARTMENTS, USERS, *TAG_TABLES):
-        return {"wecom", "duckdb"}
+        return {"wecom", warehouse_kind}
     if spec in (*HISTORY_TABLES, *VIEWS, *TAG_HISTORY_TABLES):
-        return {"duckdb", "view" if spec.view else "table"}
-    return {"duckdb"}
+        return {warehouse_kind, "view" if spec.view else "table"}
+    return {warehouse_kind}
 
 
 def asset_spec(
@@ -61,6 +61,7 @@ def asset_spec(
     partitions: dg.PartitionsDefinition | None,
     layout: Layout,
     lineage: dg.TableColumnLineage | None = None,
+    warehouse_kind: str = "duckdb",
 ) -> dg.AssetSpec:
     """The catalog entry of one table of a sync step, from its registry declaration."""
     metadata = table_metadata(spec)
@@ -71,7 +72,7 @@ def asset_spec(
         deps=[layout.key(upstream) for upstream in spec.upstream],
         description=spec.description,
         group_name=layout.group_name,
-        kinds=kinds(spec),
+        kinds=kinds(spec, warehouse_kind),
         owners=OWNERS,
         tags=TAGS,
         freshness_policy=FRESHNESS_POLICY,

@@ -42,11 +42,16 @@ TAG_OUTPUTS: tuple[TableSpec, ...] = (*TAG_TABLES, *(t.history for t in TAG_TRAC
 
 
 def build_tag_assets(
-    corps: Sequence[Corp] = (), layout: Layout = Layout(), *, pool: str | None = POOL
+    corps: Sequence[Corp] = (),
+    layout: Layout = Layout(),
+    *,
+    pool: str | None = POOL,
+    warehouse_kind: str = "duckdb",
 ) -> dg.AssetsDefinition:
     """The tag multi-asset: one corp from the resource, or one partition per corp of ``corps``.
 
     ``pool`` is DuckDB's one-writer pool; None for PostgreSQL, where corps write concurrently.
+    ``warehouse_kind`` (``duckdb`` or ``postgres``) is the kind badge the catalog shows.
 
     Its op is ``wecom_tag_sync`` with the layout's prefix; it uses the same two resources as
     the org sync.
@@ -56,7 +61,10 @@ def build_tag_assets(
 
     @dg.multi_asset(
         name=layout.name("wecom_tag_sync"),
-        specs=[asset_spec(spec, partitions, layout) for spec in TAG_OUTPUTS],
+        specs=[
+            asset_spec(spec, partitions, layout, warehouse_kind=warehouse_kind)
+            for spec in TAG_OUTPUTS
+        ],
         check_specs=[
             *(check for spec in TAG_TABLES for check in check_specs(spec, layout)),
             *history_check_specs(layout, TAG_TRACKED),
