@@ -137,6 +137,19 @@ def test_wrong_secret_fails_fast_naming_the_setting_not_the_value(
     assert calls_to(httpserver, "department/list") == 0
 
 
+def test_wrong_secret_of_a_listed_corp_names_that_corps_variable(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/cgi-bin/gettoken").respond_with_json(
+        {"errcode": 40001, "errmsg": "invalid credential"}
+    )
+    with (
+        client_for(httpserver, secret_variable="WECOM_SECRET_ACME") as client,
+        pytest.raises(WeComAuthError) as caught,
+    ):
+        client.list_departments()
+    assert "Check WECOM_SECRET_ACME" in str(caught.value)
+    assert "WECOM_CORP_SECRET" not in str(caught.value)
+
+
 def test_wrong_corp_id_names_the_corp_id_setting(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/cgi-bin/gettoken").respond_with_json(
         {"errcode": 40013, "errmsg": "invalid corpid"}

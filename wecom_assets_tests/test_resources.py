@@ -14,6 +14,7 @@ from wecom_assets.defs import settings
 from wecom_assets.defs.assets import build_org_assets
 from wecom_assets.defs.resources import WarehouseResource, WeComResource
 from wecom_assets.sandbox.server import SandboxServer
+from wecom_assets.wecom.corps import Corp
 
 PROXY = "http://proxy-user:proxy-pass-123@127.0.0.1:9/prefix"
 
@@ -25,6 +26,16 @@ def test_the_rate_limit_window_reaches_the_client_and_defaults_to_wecoms_minute(
     ).client_config()
     assert default.rate_limit_window == 60.0
     assert compressed.rate_limit_window == 1.5
+
+
+def test_a_listed_corps_client_names_its_own_secret_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WECOM_SECRET_ACME", "acme-secret")
+    corp = Corp("wwacme", "WECOM_SECRET_ACME")
+    assert WeComResource().client_config(corp).secret_variable == "WECOM_SECRET_ACME"
+    single = WeComResource(corp_id="ww0123", corp_secret="secret").client_config()
+    assert single.secret_variable == "WECOM_CORP_SECRET"
 
 
 def test_empty_fields_fall_back_to_the_environment_then_to_the_defaults(

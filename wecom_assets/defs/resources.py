@@ -22,7 +22,7 @@ from wecom_assets.warehouse.connection import ConnectionConfig, WarehouseError, 
 from wecom_assets.warehouse.pii import PiiPolicy, resolve_policy
 from wecom_assets.warehouse.postgres import DEFAULT_SCHEMA, display_url, is_postgres_url
 from wecom_assets.wecom import ClientConfig, WeComClient
-from wecom_assets.wecom.config import DEFAULT_MAX_RESPONSE_BYTES
+from wecom_assets.wecom.config import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_SECRET_VARIABLE
 from wecom_assets.wecom.corps import Corp
 from wecom_assets.wecom.limits import PER_API_PER_HOUR, PER_IP_PER_HOUR, PER_IP_PER_MINUTE
 
@@ -176,6 +176,7 @@ class WeComResource(dg.ConfigurableResource):
             ip_rate_limit_per_hour=self.ip_rate_limit_per_hour,
             max_response_bytes=self.max_response_bytes,
             userids_case_sensitive=corp is not None and corp.userids_case_sensitive,
+            secret_variable=corp.secret_env if corp is not None else DEFAULT_SECRET_VARIABLE,
         )
 
     def effective_settings(self, corp: Corp | None = None) -> dict[str, Any]:

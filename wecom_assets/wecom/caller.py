@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from wecom_assets.wecom.config import DEFAULT_SECRET_VARIABLE
 from wecom_assets.wecom.directory import FetchCancelled
 from wecom_assets.wecom.errcodes import Action, classify, errcode_of, error_for
 from wecom_assets.wecom.errors import (
@@ -116,6 +117,7 @@ class Caller:
         clock: Callable[[], float],
         sleep: Callable[[float], None],
         wall_clock: Callable[[], float],
+        secret_variable: str = DEFAULT_SECRET_VARIABLE,
     ) -> None:
         """Create a caller.
 
@@ -131,6 +133,8 @@ class Caller:
             clock: Monotonic clock of the retry budget.
             sleep: Sleep between attempts.
             wall_clock: Epoch clock, for saying when a blocked call can run again.
+            secret_variable: The variable the secret came from, named in auth and permission
+                errors.
         """
         self._transport = transport
         self._tokens = tokens
@@ -143,6 +147,7 @@ class Caller:
         self._clock = clock
         self._sleep = sleep
         self._wall_clock = wall_clock
+        self._secret_variable = secret_variable
 
     def run(self, call: Call, cancel: threading.Event | None = None) -> dict[str, Any]:
         """Make ``call`` until it succeeds or the errcode policy gives up.
@@ -199,7 +204,13 @@ class Caller:
                 # No errcode: the request itself failed (HTTP 5xx, timeout, reset), transient.
                 self._wait_for_retry(call, outcome, budget)
             else:
-                raise error_for(call.path, outcome.errcode, outcome.errmsg or "", call.subject)
+                raise error_for(
+                    call.path,
+                    outcome.errcode,
+                    outcome.errmsg or "",
+                    call.subject,
+                    secret_variable=self._secret_variable,
+                )
 
     def _attempt(
         self, call: Call, token: str | None, budget: RetryBudget

@@ -110,6 +110,7 @@ class WeComClient:
             clock=clock,
             sleep=sleep,
             wall_clock=wall_clock,
+            secret_variable=config.secret_variable,
         )
 
     def __repr__(self) -> str:

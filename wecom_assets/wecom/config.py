@@ -17,6 +17,7 @@ from wecom_assets.wecom.limits import (
 from wecom_assets.wecom.redact import redact_url_params
 
 DEFAULT_BASE_URL = "https://qyapi.weixin.qq.com"
+DEFAULT_SECRET_VARIABLE = "WECOM_CORP_SECRET"
 # A user/list answer of 1,000 members is about 2 MB; 64 MiB leaves room for any real org.
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
@@ -61,6 +62,8 @@ class ClientConfig:
         userids_case_sensitive: Merge users by their exact userid: service-provider apps
             (代开发) receive encrypted userids, which are case-sensitive. Self-built apps'
             userids are not, the default.
+        secret_variable: The environment variable ``corp_secret`` came from, which errors
+            about a rejected secret tell the user to check.
     """
 
     corp_id: str
@@ -82,6 +85,7 @@ class ClientConfig:
     ip_rate_limit_per_minute: int = PER_IP_PER_MINUTE
     ip_rate_limit_per_hour: int = PER_IP_PER_HOUR
     userids_case_sensitive: bool = False
+    secret_variable: str = DEFAULT_SECRET_VARIABLE
 
     def __repr__(self) -> str:
         # The generated repr would show the base URL's user-info (a proxy password).

@@ -63,7 +63,7 @@ def classify(errcode: int) -> Action:
 _AUTH_HINTS = {
     40001: (
         "WeCom rejected the corp secret (errcode 40001: wrong, reset, or the app is disabled). "
-        "Check WECOM_CORP_SECRET: it must be the secret of the app whose visible range is synced."
+        "Check {secret}: it must be the secret of the app whose visible range is synced."
     ),
     40013: (
         "WeCom rejected the corp id (errcode 40013). Check WECOM_CORP_ID: it is the 'ww...' id "
@@ -74,17 +74,17 @@ _AUTH_HINTS = {
 _PERMISSION_HINTS = {
     48002: (
         "the app has no permission for this API (errcode 48002). Grant the app access to the "
-        "contact API in the WeCom admin console, or set WECOM_CORP_SECRET to the secret of an "
+        "contact API in the WeCom admin console, or set {secret} to the secret of an "
         "app that has it"
     ),
     48009: (
         "WeCom blocks the contact-sync secret from this IP (errcode 48009, policy of 2022-08-15: "
         "from a newly added IP only user/list_id and department/simplelist answer). Set "
-        "WECOM_CORP_SECRET to a self-built app's secret whose visible range covers the org"
+        "{secret} to a self-built app's secret whose visible range covers the org"
     ),
     60011: (
         "outside the app's visible range (errcode 60011). Add it to the app's visible range "
-        "(可见范围) in the WeCom admin console, or set WECOM_CORP_SECRET to the secret of an app "
+        "(可见范围) in the WeCom admin console, or set {secret} to the secret of an app "
         "that sees it"
     ),
     60020: (
@@ -95,7 +95,14 @@ _PERMISSION_HINTS = {
 }
 
 
-def error_for(path: str, errcode: int, errmsg: str, subject: str = "") -> WeComError:
+def error_for(
+    path: str,
+    errcode: int,
+    errmsg: str,
+    subject: str = "",
+    *,
+    secret_variable: str = "WECOM_CORP_SECRET",
+) -> WeComError:
     """Return the exception for a non-retryable errcode.
 
     Args:
@@ -103,17 +110,24 @@ def error_for(path: str, errcode: int, errmsg: str, subject: str = "") -> WeComE
         errcode: The non-zero errcode.
         errmsg: WeCom's errmsg, already redacted.
         subject: What the call was about (``"department 7"``), named in the message.
+        secret_variable: The environment variable the secret came from (a corp's own in the
+            corps file), named where the fix is another secret.
 
     Returns:
         The exception to raise; its type follows the errcode policy.
     """
     about = f" for {subject}" if subject else ""
     if errcode in AUTH_FAILED:
-        return WeComAuthError(_AUTH_HINTS[errcode], path=path, errcode=errcode, errmsg=errmsg)
+        return WeComAuthError(
+            _AUTH_HINTS[errcode].format(secret=secret_variable),
+            path=path,
+            errcode=errcode,
+            errmsg=errmsg,
+        )
     hint = _PERMISSION_HINTS.get(errcode)
     if hint is not None:
         return WeComPermissionError(
-            f"WeCom {path}{about}: {hint}. WeCom said: {errmsg}",
+            f"WeCom {path}{about}: {hint.format(secret=secret_variable)}. WeCom said: {errmsg}",
             path=path,
             errcode=errcode,
             errmsg=errmsg,
