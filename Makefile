@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv demo test lint typecheck unit ui bench bench-corps browser-deps postgres-deps clean
+.PHONY: venv demo test lint typecheck unit ui bench bench-corps bench-postgres browser-deps postgres-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench: venv
 ## 20 corps of 1,000 users through the run queue, at once and one after another; rows checked.
 bench-corps: venv
 	$(BIN)/python -m benchmarks.many_corps
+
+## The 20k org's first and repeat sync into DuckDB and into a throwaway PostgreSQL; rows checked.
+bench-postgres: venv postgres-deps
+	$(BIN)/python -m benchmarks.postgres
 
 clean:
 	rm -rf $(VENV) .dagster_home data .pytest_cache .mypy_cache .ruff_cache

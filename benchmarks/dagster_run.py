@@ -9,7 +9,8 @@ outside the harness measures wall time and polls /proc for the peak RSS of the C
 process it starts; afterwards it reads the instance's event log and splits the wall time into
 consecutive phases, and the step into the parts its materialization metadata reports
 (``wecom/api_seconds``, ``duckdb/copy_seconds``, ``duckdb/load_seconds``,
-``duckdb/publish_seconds``, ``duration_seconds``).
+``duckdb/publish_seconds``, ``duration_seconds``). The warehouse is the instance's DuckDB file
+unless the caller points the run elsewhere (``warehouse_env``) and counts the tables there.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,8 +170,15 @@ def materialize(
     corp_id: str,
     corp_secret: str,
     log_path: Path,
+    *,
+    warehouse_env: Mapping[str, str] | None = None,
+    count_tables: Callable[[], dict[str, int]] | None = None,
 ) -> dict[str, Any]:
-    """Materialize every asset (``--select '*'``) through the CLI against ``sandbox``; measure."""
+    """Materialize every asset (``--select '*'``) through the CLI against ``sandbox``; measure.
+
+    ``warehouse_env`` adds to the run's environment (``WECOM_WAREHOUSE_URL`` for PostgreSQL),
+    and ``count_tables`` then counts the loaded tables there instead of in the DuckDB file.
+    """
     env = {
         **os.environ,
         "DAGSTER_HOME": str(instance.home),
@@ -178,6 +187,7 @@ def materialize(
         "WECOM_API_BASE_URL": sandbox.url,
         "WECOM_DUCKDB_PATH": str(instance.database),
         "WECOM_TOKEN_CACHE_DIR": str(instance.home / ".wecom"),
+        **(warehouse_env or {}),
     }
     command = [
         *(_cli("dagster"), "asset", "materialize", "-m", "wecom_assets.definitions"),
@@ -230,7 +240,7 @@ def materialize(
             name: metadata["dagster/row_count"]
             for name, metadata in sorted(log.materializations.items())
         },
-        "tables": _table_counts(instance.database),
+        "tables": count_tables() if count_tables else _table_counts(instance.database),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
     }
@@ -242,6 +252,8 @@ def sync_step(log: EventLog) -> dict[str, float]:
     The metadata times the API calls, the file copy, each table's load and the rename; what the
     step spent between fetching and publishing beyond those is the history (folding the snapshot
     into the history tables, their consistency checks and row counts) and opening the copy.
+    PostgreSQL writes in place, so it reports no copy and no rename: both are 0 there, and its
+    ``COMMIT`` is part of the history until the caller splits it out.
     """
     meta = log.materializations
     first = meta[FETCHED[0]]
@@ -255,8 +267,8 @@ def sync_step(log: EventLog) -> dict[str, float]:
         )
     api = sum(meta[name].get("wecom/api_seconds", 0.0) for name in FETCHED)
     load = {name: float(meta[name]["duckdb/load_seconds"]) for name in LOADED}
-    copy = float(first["duckdb/copy_seconds"])
-    publish = float(first["duckdb/publish_seconds"])
+    copy = float(first.get("duckdb/copy_seconds", 0.0))
+    publish = float(first.get("duckdb/publish_seconds", 0.0))
     write = published - fetched
     return {
         "step_seconds": log.steps[SYNC_STEP]["STEP_SUCCESS"] - started,

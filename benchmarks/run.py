@@ -33,7 +33,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import dagster_run, floor, plot, report, targets
+from benchmarks import (
+    dagster_run,
+    doc_sections,
+    floor,
+    many_corps_report,
+    plot,
+    postgres_report,
+    report,
+    targets,
+)
 from benchmarks.reference import fetch_sequentially
 from benchmarks.sandbox import serve
 from benchmarks.sweep import fetch_point
@@ -338,12 +347,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_report(results: dict[str, Any], docs_path: str) -> None:
-    """Write the Markdown report and, next to it, the SVG plot ('' writes nothing)."""
+    """Write the Markdown report and, next to it, the SVG plot ('' writes nothing).
+
+    The sections of the other benchmarks (many corps, PostgreSQL) stay as the file has them.
+    """
     if not docs_path:
         return
     docs = Path(docs_path)
     docs.parent.mkdir(parents=True, exist_ok=True)
-    docs.write_text(report.markdown(results, plot_name=PLOT.name), encoding="utf-8")
+    old = docs.read_text(encoding="utf-8") if docs.exists() else ""
+    new = report.markdown(results, plot_name=PLOT.name)
+    kept = (many_corps_report.HEADING, postgres_report.HEADING)
+    docs.write_text(doc_sections.carry_over(old, new, kept), encoding="utf-8")
     (docs.parent / PLOT.name).write_text(plot.svg(results), encoding="utf-8")
     _log(f"wrote {docs}")
 

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pytest
 from clock_support import ManualClock
-from postgres_server import PostgresServer, start_postgres
 
+from wecom_assets.dev.postgres_cluster import PostgresServer, start_postgres
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.sandbox.server import SandboxConfig, SandboxServer
 from wecom_assets.warehouse.connection import WarehouseConnection

@@ -26,11 +26,11 @@ import pytest
 from dagster_support import write_corps_file
 from deploy_files import DEPLOY
 from e2e_env import clean_environ, cli_tool
-from postgres_server import PostgresServer
 from warehouse_oracle import assert_warehouse_holds
 from warehouse_reader import CountReader, WarehouseReader, duckdb_counts, expected_counts
 
 from benchmarks import queued_runs
+from wecom_assets.dev.postgres_cluster import PostgresServer
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.sandbox.server import SandboxServer
 

@@ -20,9 +20,9 @@ import duckdb
 import psycopg
 import pytest
 from history_support import expected_intervals
-from postgres_server import PostgresServer
 from readme_history import A_WEEK_AGO, SYNCS, TODAY, History, five_syncs
 
+from wecom_assets.dev.postgres_cluster import PostgresServer
 from wecom_assets.warehouse.postgres import connect_postgres, is_postgres_url
 from wecom_assets.wecom.models import Department, User
 

@@ -1,10 +1,11 @@
-"""The tests' own PostgreSQL server: started fresh, reachable only with its password."""
+"""The throwaway PostgreSQL server: started fresh, reachable only with its password."""
 
 from __future__ import annotations
 
 import psycopg
 import pytest
-from postgres_server import PostgresServer
+
+from wecom_assets.dev.postgres_cluster import PostgresServer, start_postgres
 
 
 def test_throwaway_server_answers_with_its_password(postgres: PostgresServer) -> None:
@@ -26,3 +27,15 @@ def test_each_test_can_take_a_database_of_its_own(postgres: PostgresServer) -> N
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
         ).fetchone()
     assert tables == (0,)
+
+
+def test_settings_given_at_start_override_the_fast_defaults() -> None:
+    server = start_postgres({"fsync": "on", "log_min_duration_statement": "0"})
+    try:
+        with psycopg.connect(server.url) as connection:
+            fsync = connection.execute("SHOW fsync").fetchone()
+            connection.execute("SELECT 'logged statement'")
+        assert fsync == ("on",)
+        assert "logged statement" in server.log_path.read_text(encoding="utf-8")
+    finally:
+        server.stop()

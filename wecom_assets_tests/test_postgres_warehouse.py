@@ -17,11 +17,11 @@ import dagster as dg
 import psycopg
 import pytest
 from dagster_support import expected_membership, resources
-from postgres_server import PostgresServer
 
 from wecom_assets.defs.assets import build_org_assets
 from wecom_assets.defs.definitions import ResourceSettings, build_defs
 from wecom_assets.defs.resources import WarehouseResource
+from wecom_assets.dev.postgres_cluster import PostgresServer
 from wecom_assets.sandbox.org import generate_org, visible_view
 from wecom_assets.sandbox.server import SandboxConfig, SandboxServer
 from wecom_assets.warehouse import pg_sync, snapshots, sync

@@ -15,8 +15,8 @@ import duckdb
 import pytest
 from dagster_support import table_rows
 from history_support import load_snapshot
-from postgres_server import PostgresServer
 
+from wecom_assets.dev.postgres_cluster import PostgresServer
 from wecom_assets.sandbox.org import generate_org
 from wecom_assets.warehouse import history, pg_sync, quality
 from wecom_assets.warehouse.connection import WarehouseConnection

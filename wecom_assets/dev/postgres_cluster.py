@@ -1,7 +1,8 @@
-"""A throwaway PostgreSQL server for the tests: its own cluster in a temp dir, on a free port.
+"""A throwaway PostgreSQL server: its own cluster in a temp dir, on a free port.
 
-The tests never use a server that happens to be running: they create a cluster with Debian's
-``postgresql`` binaries (``make postgres-deps`` installs them), start it, and remove it afterwards.
+The tests and ``make bench-postgres`` never use a server that happens to be running: they create a
+cluster with Debian's ``postgresql`` binaries (``make postgres-deps`` installs them), start it, and
+remove it afterwards.
 PostgreSQL refuses to run as root, so when the tests run as root the cluster belongs to the
 ``postgres`` system user and every server command runs through ``runuser``. Password
 authentication is on for TCP connections, so the tests exercise a password the way a deployment
@@ -16,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -42,6 +44,11 @@ class PostgresServer:
     def url(self) -> str:
         """``postgresql://`` URL of the test database, password included (it is a test secret)."""
         return self.url_for(self.database)
+
+    @property
+    def log_path(self) -> Path:
+        """The server's log file (``pg_ctl -l``), which a benchmark reads statement times from."""
+        return self.root / "server.log"
 
     def url_for(self, database: str) -> str:
         """URL of another database on the same server (see :meth:`create_database`)."""
@@ -82,11 +89,13 @@ class PostgresServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_postgres() -> PostgresServer:
+def start_postgres(settings: Mapping[str, str] | None = None) -> PostgresServer:
     """Create a cluster in a new temp dir and start it on a free local port.
 
     The dir is made directly under the system temp dir: pytest's own temp dirs are private to
-    root, which the ``postgres`` user could not enter.
+    root, which the ``postgres`` user could not enter. ``fsync`` is off, which the tests do not
+    need and which makes them faster; ``settings`` are server settings that override it and the
+    other defaults (a benchmark turns ``fsync`` back on, as a production server has it).
 
     Raises:
         PostgresUnavailableError: the binaries are missing (run ``make postgres-deps``) or the
@@ -122,7 +131,15 @@ def start_postgres() -> PostgresServer:
         as_server_user=True,
     )
     password_file.unlink()
-    options = f"-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    server_settings = {
+        "listen_addresses": "127.0.0.1",
+        "fsync": "off",
+        "max_connections": "200",
+        **(settings or {}),
+    }
+    options = f"-p {port} -k {socket_dir} " + " ".join(
+        f"-c {name}={value}" for name, value in server_settings.items()
+    )
     try:
         _run(
             [
