@@ -29,6 +29,12 @@ from wecom_assets.wecom.tokens import TokenGrant, TokenProvider
 CREDENTIALS = (SECRET, TOKEN, TOKEN_2)
 
 
+@pytest.fixture(autouse=True)
+def _urllib3_debug_lines(caplog: pytest.LogCaptureFixture) -> None:
+    """urllib3 logs at DEBUG here even when an imported library (dagster-k8s) quieted it."""
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+
+
 def _our_log_text(caplog: pytest.LogCaptureFixture) -> str:
     # The fake WeCom server (werkzeug) logs the raw request lines it receives; that is the
     # server's side, not the client's.
