@@ -7,7 +7,9 @@ takes a lock that blocks them). Syncs of one corp take turns through a transacti
 advisory lock; different corps write at the same time, each touching only its own rows.
 
 The schema, tables and views are created beforehand in a short transaction of their own, under
-an advisory lock, so that two corps' first syncs do not both try to create them.
+an advisory lock, so that two corps' first syncs do not both try to create them: a table created
+inside a corp's transaction would make another corp's first sync wait for that transaction and
+then fail on the duplicate name.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 
 from wecom_assets.warehouse import history, tag_sync
 from wecom_assets.warehouse.connection import quote
+from wecom_assets.warehouse.history import ORG, TAG, Scope
 from wecom_assets.warehouse.postgres import DEFAULT_SCHEMA, PostgresConnection, connect_postgres
 from wecom_assets.warehouse.publish import ReplaceResult, department_ids
 from wecom_assets.warehouse.sync import HistoryReport, Snapshot, SyncReport, write
@@ -24,13 +27,17 @@ from wecom_assets.warehouse.tag_sync import TagSnapshot
 _SCHEMA_LOCK = "wecom_assets.schema"
 
 
-def prepare(conn: PostgresConnection, corp_id: str) -> None:
-    """Create the schema, the tables and the views where missing, in a transaction of its own."""
+def prepare(conn: PostgresConnection, corp_id: str, scope: Scope = ORG) -> None:
+    """Create the schema, the views and the tables ``scope`` writes, in a transaction of its own.
+
+    Only missing ones are created; a table the corp's transaction would create instead would hold
+    other corps' first syncs until it ends.
+    """
     conn.raw.execute("BEGIN")
     try:
         conn.raw.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_SCHEMA_LOCK])
         conn.raw.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(conn.schema)}")
-        history.ensure_schema(conn, corp_id)
+        history.ensure_schema(conn, corp_id, scope)
         conn.raw.execute("COMMIT")
     except BaseException:
         conn.raw.execute("ROLLBACK")
@@ -45,7 +52,7 @@ def write_and_commit(url: str, snapshot: Snapshot, *, schema: str = DEFAULT_SCHE
         WarehouseError: the server cannot be reached (the message holds no password), or a
             table the sync derives from is missing.
     """
-    return _commit(url, snapshot.corp_id, schema, lambda conn: write(conn, snapshot))
+    return _commit(url, snapshot.corp_id, schema, ORG, lambda conn: write(conn, snapshot))
 
 
 def write_tags_and_commit(
@@ -55,20 +62,21 @@ def write_tags_and_commit(
 
     Tag syncs take the same per-corp turn as org syncs: both fold into the corp's change events.
     """
-    return _commit(url, snapshot.corp_id, schema, lambda conn: tag_sync.write(conn, snapshot))
+    return _commit(url, snapshot.corp_id, schema, TAG, lambda conn: tag_sync.write(conn, snapshot))
 
 
 def _commit(
     url: str,
     corp_id: str,
     schema: str,
+    scope: Scope,
     write_corp: Callable[
         [PostgresConnection], tuple[dict[str, ReplaceResult], HistoryReport | None]
     ],
 ) -> SyncReport:
     conn = connect_postgres(url, schema=schema)
     try:
-        prepare(conn, corp_id)
+        prepare(conn, corp_id, scope)
         with conn.corp_transaction(corp_id):
             tables, history_report = write_corp(conn)
         return SyncReport(tables=tables, history=history_report, published=None)
