@@ -2,9 +2,9 @@
 
 The check is independent of the warehouse backend: it takes a function that reads, in one
 snapshot, how many departments, users and memberships each corp has, and that raises instead of
-waiting when the warehouse would block it (a DuckDB file lock fails at once; a PostgreSQL reader
-sets ``lock_timeout`` so a blocked query fails rather than waits). "Never blocked" is then "no
-read ever failed", with no wall-clock bound.
+waiting when the warehouse would block it (the PostgreSQL reader, :func:`postgres_counts`, sets
+``lock_timeout`` so a blocked query fails rather than waits). "Never blocked" is then "no read
+ever failed", with no wall-clock bound.
 """
 
 from __future__ import annotations
@@ -12,20 +12,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import duckdb
+import psycopg
 from warehouse_oracle import expected_tables
+
+from wecom_assets.warehouse.postgres import DEFAULT_SCHEMA
 
 # Departments, users and memberships of one corp.
 Counts = tuple[int, int, int]
 CountReader = Callable[[], Mapping[str, Counts]]
 
-_COUNT_SQL = {
-    table: f"SELECT corp_id, count(*) FROM {table} GROUP BY corp_id"
-    for table in ("wecom_departments", "wecom_users", "dept_membership")
-}
+# The tables whose rows per corp the reader counts, in the order of ``Counts``.
+_TABLES = ("wecom_departments", "wecom_users", "dept_membership")
 
 
 def expected_counts(org: dict[str, Any]) -> Counts:
@@ -34,21 +33,37 @@ def expected_counts(org: dict[str, Any]) -> Counts:
     return len(tables.wecom_departments), len(tables.wecom_users), len(tables.dept_membership)
 
 
-def duckdb_counts(database: Path) -> CountReader:
-    """Read the counts from the published DuckDB file, read-only, as an analyst opens it.
+def postgres_counts(url: str) -> CountReader:
+    """Read the counts from the PostgreSQL warehouse in one snapshot, failing on any lock wait.
 
-    Before the first publish there is no file and no corp.
+    The three counts run in one ``REPEATABLE READ`` transaction, so they see the same commits;
+    ``lock_timeout`` turns a wait for a writer's lock into an error, which the reader records.
+    Before the first sync has created the schema there is no table and no corp.
     """
 
     def read() -> Mapping[str, Counts]:
-        if not database.exists():
-            return {}
-        with duckdb.connect(str(database), read_only=True) as conn:
-            per_table = [dict(conn.execute(sql).fetchall()) for sql in _COUNT_SQL.values()]
-        corps = set().union(*per_table)
-        return {corp: tuple(table.get(corp, 0) for table in per_table) for corp in corps}
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '1s'")
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                departments, users, members = (
+                    _postgres_table_counts(conn, table) for table in _TABLES
+                )
+        return {
+            corp: (departments.get(corp, 0), users.get(corp, 0), members.get(corp, 0))
+            for corp in departments.keys() | users.keys() | members.keys()
+        }
 
     return read
+
+
+def _postgres_table_counts(conn: psycopg.Connection[Any], table: str) -> dict[str, int]:
+    """Rows per corp of one warehouse table; none while the table does not exist yet."""
+    qualified = f"{DEFAULT_SCHEMA}.{table}"
+    if conn.execute("SELECT to_regclass(%s)", [qualified]).fetchone() == (None,):
+        return {}
+    sql = f"SELECT corp_id, count(*) FROM {qualified} GROUP BY corp_id"
+    return dict(conn.execute(sql).fetchall())
 
 
 @dataclass

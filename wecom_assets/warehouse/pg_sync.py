@@ -7,7 +7,9 @@ takes a lock that blocks them). Syncs of one corp take turns through a transacti
 advisory lock; different corps write at the same time, each touching only its own rows.
 
 The schema, tables and views are created beforehand in a short transaction of their own, under
-an advisory lock, so that two corps' first syncs do not both try to create them.
+an advisory lock, so that two corps' first syncs do not both try to create them: a table created
+inside a corp's transaction would make another corp's first sync wait for that transaction and
+then fail on the duplicate name.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ _SCHEMA_LOCK = "wecom_assets.schema"
 
 
 def prepare(conn: PostgresConnection, corp_id: str, scope: history.Scope = history.ORG) -> None:
-    """Create the schema, tables and views where missing, and refresh the tables' statistics.
+    """Create the schema, the views and ``scope``'s tables where missing; refresh statistics.
+
+    Only missing ones are created, here rather than in the corp's transaction, where a table
+    created would hold other corps' first syncs until it ends.
 
     Autovacuum analyzes a table some time after a large write; a sync that follows sooner would
     be planned for the row counts before it (an empty history, say) and join 20,000 rows by
