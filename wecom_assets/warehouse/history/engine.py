@@ -199,9 +199,6 @@ def ensure_schema(conn: WarehouseConnection, corp_id: str, scope: Scope = ORG) -
     """
     for spec in scope.current:
         conform_table(conn, spec, corp_id)
-    # The department paths read wecom_departments, which a tag sync before any org sync lacks.
-    if table_exists(conn, DEPARTMENTS.name):
-        _create_view(conn, DEPARTMENT_PATHS.name, DEPARTMENT_PATHS_SQL)
     for tracked in (*TRACKED, *TAG_TRACKED):
         if tracked in scope.tracked:
             _ensure_table(conn, tracked, corp_id)
@@ -211,6 +208,10 @@ def ensure_schema(conn: WarehouseConnection, corp_id: str, scope: Scope = ORG) -
             conform_table(conn, tracked.history, corp_id)
     conform_table(conn, RUNS, corp_id)
     conform_table(conn, TAG_RUNS, corp_id)
+    # The views come last: rebuilding an older release's table above drops the views over it.
+    # The department paths read wecom_departments, which a tag sync before any org sync lacks.
+    if table_exists(conn, DEPARTMENTS.name):
+        _create_view(conn, DEPARTMENT_PATHS.name, DEPARTMENT_PATHS_SQL)
     _create_view(conn, ORG_CHANGES.name, ORG_CHANGES_SQL)
 
 
