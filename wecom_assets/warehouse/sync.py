@@ -8,6 +8,8 @@ failure every table and the history equal the last successful sync, never a mix 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +116,30 @@ def write_and_publish(
         return SyncReport(tables=tables, history=history_report, published=session.publish())
 
 
+@contextmanager
+def refusals_rejected(tables: Mapping[str, publish.ReplaceResult]) -> Iterator[None]:
+    """Turn a blocking check's, the shrink guard's or the history's refusal into one error.
+
+    The :class:`SyncRejectedError` carries the rule outcomes of every table written so far and
+    those of the refusal, so a step can report them although nothing was published.
+    """
+    try:
+        yield
+    except publish.SnapshotRejectedError as rejected:
+        outcomes = {name: result.outcomes for name, result in tables.items()}
+        outcomes[rejected.table] = rejected.outcomes
+        raise SyncRejectedError(rejected, outcomes) from None
+    except history.HistoryRejectedError as rejected:
+        outcomes = {name: result.outcomes for name, result in tables.items()}
+        for outcome in rejected.outcomes:
+            table = str(outcome.details["table"])
+            outcomes[table] = (*outcomes.get(table, ()), outcome)
+        raise SyncRejectedError(rejected, outcomes) from None
+    except (publish.ShrinkGuardError, history.HistoryError) as error:
+        outcomes = {name: result.outcomes for name, result in tables.items()}
+        raise SyncRejectedError(error, outcomes) from None
+
+
 def write(
     conn: WarehouseConnection, snapshot: Snapshot
 ) -> tuple[dict[str, publish.ReplaceResult], HistoryReport | None]:
@@ -123,8 +149,7 @@ def write(
         SyncRejectedError: a blocking check, the shrink guard or the history refused it.
     """
     tables: dict[str, publish.ReplaceResult] = {}
-    outcomes: dict[str, tuple[CheckOutcome, ...]] = {}
-    try:
+    with refusals_rejected(tables):
         users = USERS_CASE_SENSITIVE if snapshot.userids_case_sensitive else USERS
         if snapshot.departments is not None:
             tables[DEPARTMENTS.name] = _load(conn, DEPARTMENTS, snapshot.departments, snapshot)
@@ -134,21 +159,9 @@ def write(
             snapshot.users = None
         if snapshot.membership:
             tables[MEMBERSHIP.name] = publish.replace_membership(conn, snapshot.corp_id)
-        outcomes = {name: result.outcomes for name, result in tables.items()}
         if not snapshot.history:
             return tables, None
         result = history.apply_snapshot(conn, snapshot.corp_id, run_id=snapshot.run_id)
-    except publish.SnapshotRejectedError as rejected:
-        outcomes = {name: result.outcomes for name, result in tables.items()}
-        outcomes[rejected.table] = rejected.outcomes
-        raise SyncRejectedError(rejected, outcomes) from None
-    except history.HistoryRejectedError as rejected:
-        for outcome in rejected.outcomes:
-            table = str(outcome.details["table"])
-            outcomes[table] = (*outcomes.get(table, ()), outcome)
-        raise SyncRejectedError(rejected, outcomes) from None
-    except (publish.ShrinkGuardError, history.HistoryError) as error:
-        raise SyncRejectedError(error, outcomes) from None
     return tables, HistoryReport(
         result,
         history.row_counts(conn, snapshot.corp_id),

@@ -18,9 +18,8 @@ import pyarrow as pa
 
 from wecom_assets.warehouse import history, publish
 from wecom_assets.warehouse.connection import ConnectionConfig, WarehouseConnection, quote
-from wecom_assets.warehouse.quality import CheckOutcome
 from wecom_assets.warehouse.snapshot_file import snapshot_session
-from wecom_assets.warehouse.sync import HistoryReport, SyncRejectedError, SyncReport
+from wecom_assets.warehouse.sync import HistoryReport, SyncReport, refusals_rejected
 from wecom_assets.warehouse.tables import ORG_CHANGES, TAG_DEPARTMENTS, TAG_MEMBERSHIP, TAGS
 from wecom_assets.wecom.tags import TagDetail
 
@@ -111,31 +110,19 @@ def write(
         SyncRejectedError: a blocking check, the shrink guard or the history refused it.
     """
     tables: dict[str, publish.ReplaceResult] = {}
-    outcomes: dict[str, tuple[CheckOutcome, ...]] = {}
     loads = (
         (TAGS, snapshot.tags, snapshot.max_shrink_fraction),
         (TAG_MEMBERSHIP, snapshot.membership, snapshot.max_shrink_fraction),
         (TAG_DEPARTMENTS, snapshot.departments, None),
     )
-    try:
+    with refusals_rejected(tables):
         for spec, fetched, max_shrink in loads:
             tables[spec.name] = publish.replace_table(
                 conn, spec, fetched, corp_id=snapshot.corp_id, max_shrink_fraction=max_shrink
             )
-            outcomes[spec.name] = tables[spec.name].outcomes
         result = history.apply_snapshot(
             conn, snapshot.corp_id, run_id=snapshot.run_id, scope=history.TAG
         )
-    except publish.SnapshotRejectedError as rejected:
-        outcomes[rejected.table] = rejected.outcomes
-        raise SyncRejectedError(rejected, outcomes) from None
-    except history.HistoryRejectedError as rejected:
-        for outcome in rejected.outcomes:
-            table = str(outcome.details["table"])
-            outcomes[table] = (*outcomes.get(table, ()), outcome)
-        raise SyncRejectedError(rejected, outcomes) from None
-    except (publish.ShrinkGuardError, history.HistoryError) as error:
-        raise SyncRejectedError(error, outcomes) from None
     return tables, HistoryReport(
         result, history.row_counts(conn, snapshot.corp_id), _tag_events_at(conn, snapshot, result)
     )
