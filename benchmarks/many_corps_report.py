@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks import doc_sections
 from benchmarks.report_tables import s
 
 HEADING = "## Many corps"
@@ -25,13 +26,7 @@ _PROCESS_ROWS = (
 
 def splice(document: str, results: dict[str, Any]) -> str:
     """``document`` with its "Many corps" section replaced by one written from ``results``."""
-    new = "\n".join(section(results)) + "\n"
-    start = document.find(f"\n{HEADING}\n")
-    if start < 0:
-        return document.rstrip("\n") + "\n\n" + new
-    end = document.find("\n## ", start + 1)
-    rest = "" if end < 0 else document[end:]
-    return document[: start + 1] + new + rest
+    return doc_sections.replace(document, HEADING, "\n".join(section(results)) + "\n")
 
 
 def _spread(values: dict[str, float]) -> str:
