@@ -25,6 +25,7 @@ from wecom_assets.wecom import ClientConfig, WeComClient
 from wecom_assets.wecom.config import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_SECRET_VARIABLE
 from wecom_assets.wecom.corps import Corp
 from wecom_assets.wecom.limits import PER_API_PER_HOUR, PER_IP_PER_HOUR, PER_IP_PER_MINUTE
+from wecom_assets.wecom.redact import shown_url
 
 
 class WeComResource(dg.ConfigurableResource):
@@ -183,7 +184,7 @@ class WeComResource(dg.ConfigurableResource):
         """The settings a step runs with, defaults resolved, for run metadata; never the secret."""
         config = self.client_config(corp)
         return {
-            "wecom/base_url": settings.public_url(config.base_url),
+            "wecom/base_url": shown_url(config.base_url),
             "wecom/token_cache_dir": str(config.token_cache_dir),
             "wecom/max_concurrency": config.max_concurrency,
             "wecom/request_timeout_seconds": config.request_timeout,

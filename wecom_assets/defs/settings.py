@@ -18,7 +18,6 @@ import os
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 
@@ -168,16 +167,6 @@ def optional_secret(name: str) -> dg.EnvVar | str:
     when a field is hashed; the policy then reports the missing salt by name.
     """
     return dg.EnvVar(name) if os.environ.get(name) else ""
-
-
-def public_url(url: str) -> str:
-    """``url`` as it may be shown: no user-info (a proxy's password), no query, no fragment."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def configured_corps(environ: Mapping[str, str] | None = None) -> tuple[Corp, ...]:

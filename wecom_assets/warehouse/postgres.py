@@ -19,12 +19,13 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 
 from wecom_assets.warehouse.connection import WarehouseError, quote
 from wecom_assets.warehouse.dialect import to_postgres
+from wecom_assets.wecom.redact import shown_url
 
 DEFAULT_SCHEMA = "wecom"
 INSTALL_HINT = "pip install 'wecom_assets[postgres]'"
@@ -51,14 +52,7 @@ def is_postgres_url(url: str) -> bool:
 
 def display_url(url: str) -> str:
     """``url`` without its password (and without query options, which may carry one)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return shown_url(url, keep_user=True)
 
 
 def _psycopg() -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 MASK = "***"
 
@@ -159,3 +159,19 @@ def install_log_filters() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+def shown_url(url: str, *, keep_user: bool = False) -> str:
+    """``url`` as it may be shown: no password, no query, no fragment (either may carry one).
+
+    ``keep_user`` keeps the user name, which names a database role and is no secret; a proxy's
+    user-info is left out whole.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username}@{host}" if keep_user and parts.username else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
