@@ -192,6 +192,21 @@ def test_the_change_events_are_exactly_the_changes_made(scenario: Scenario) -> N
     assert {(index[row[0]], *row[1:]) for row in rows} == scenario.events
 
 
+@pytest.mark.parametrize("spec", [*HISTORY_TABLES, *VIEWS], ids=lambda spec: spec.name)
+def test_columns_the_catalog_shows_as_not_null_hold_no_null(scenario: Scenario, spec: Any) -> None:
+    shown = defs.resolve_assets_def(spec.name).specs_by_key[dg.AssetKey(spec.name)].metadata
+    not_null = [
+        c.name for c in shown["dagster/column_schema"].columns if not c.constraints.nullable
+    ]
+    assert not_null
+    with duckdb.connect(str(scenario.database), read_only=True) as conn:
+        nulls = conn.execute(
+            f"SELECT {', '.join(f'count(*) - count({name})' for name in not_null)} FROM {spec.name}"
+        ).fetchone()
+        assert conn.execute(f"SELECT count(*) FROM {spec.name}").fetchone() != (0,)
+    assert dict(zip(not_null, nulls or (), strict=True)) == dict.fromkeys(not_null, 0)
+
+
 def test_the_department_paths_follow_renames_and_moves(scenario: Scenario) -> None:
     last = scenario.snapshots[-1]
     by_id = {d["id"]: d for d in last["departments"]}

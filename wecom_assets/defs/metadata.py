@@ -27,7 +27,9 @@ def table_schema(spec: TableSpec) -> dg.TableSchema:
                 type=column.sql_type,
                 description=column.description,
                 constraints=dg.TableColumnConstraints(
-                    nullable=column.name not in spec.primary_key,
+                    nullable=(
+                        column.name not in spec.primary_key or column.name in spec.nullable_key
+                    ),
                     unique=spec.primary_key == (column.name,),
                 ),
             )

@@ -61,6 +61,8 @@ class TableSpec:
         upstream: Tables this one is computed from (its lineage in the catalog).
         view: A view over other tables rather than a stored table.
         tracking: Where the table's versions are kept, if they are.
+        nullable_key: Key columns that are NULL where they do not apply (a view's key can
+            hold them); every other key column is never NULL.
     """
 
     name: str
@@ -71,6 +73,7 @@ class TableSpec:
     upstream: tuple[str, ...] = ()
     view: bool = False
     tracking: Tracking | None = None
+    nullable_key: tuple[str, ...] = ()
 
     @property
     def arrow_schema(self) -> pa.Schema:

@@ -310,6 +310,7 @@ ORG_CHANGES = TableSpec(
         "holds back the org's."
     ),
     primary_key=(CORP_ID, "changed_at", "entity", "entity_id", "event", "tag_id"),
+    nullable_key=("tag_id",),
     columns=(
         _CORP_ID,
         Column(
