@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import secrets
 import statistics
@@ -35,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks import dagster_run, many_corps_report, queued_runs
+from benchmarks import dagster_run, many_corps_report, queued_runs, results_file
 from benchmarks.procmon import ProcessRecord, TreeMonitor
 from benchmarks.run import machine
 from benchmarks.sandbox import ServedSandbox, serve
@@ -349,31 +348,20 @@ def main(argv: list[str] | None = None) -> int:
         "--pool-limit", type=int, default=4, help=f"corps syncing at once in {POOL} (4)"
     )
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR, help="orgs, instances, logs")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON results file")
-    parser.add_argument("--docs", default=str(DOCS), help="Markdown report to update ('' to skip)")
-    parser.add_argument(
-        "--report-only",
-        action="store_true",
-        help="rewrite the docs section from the results file, measure nothing",
-    )
+    results_file.add_arguments(parser, RESULTS, DOCS)
     args = parser.parse_args(argv)
     if args.report_only:
-        results = json.loads(args.results.read_text(encoding="utf-8"))
+        results = results_file.read(args.results)
     else:
         results = run(args)
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        results_file.write(args.results, results)
         _log(
             f"wrote {args.results}: at once {results['scenarios']['concurrent']['wall_seconds']:.1f}"
             f"s, one after another {results['scenarios']['sequential']['wall_seconds']:.1f}s "
             f"({results['speedup']:.1f}x), {results['total_seconds']:.0f}s in all"
         )
-    if args.docs:
-        docs = Path(args.docs)
-        docs.write_text(
-            many_corps_report.splice(docs.read_text(encoding="utf-8"), results), encoding="utf-8"
-        )
-        _log(f"updated the section {many_corps_report.HEADING!r} of {docs}")
+    if results_file.splice_docs(args.docs, many_corps_report.splice, results):
+        _log(f"updated the section {many_corps_report.HEADING!r} of {args.docs}")
     return 0
 
 

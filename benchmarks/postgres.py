@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.metadata
-import json
 import shutil
 import sys
 import time
@@ -28,7 +27,7 @@ from typing import Any
 
 import psycopg
 
-from benchmarks import dagster_run, postgres_report, run
+from benchmarks import dagster_run, postgres_report, results_file, run
 from benchmarks.sandbox import serve
 from wecom_assets.dev.postgres_cluster import PostgresServer, start_postgres
 from wecom_assets.sandbox.org import generate_org, save_org
@@ -194,27 +193,16 @@ def main(argv: list[str] | None = None) -> int:
     """Measure, then write the results file and the docs section; 1 if the row counts differ."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR, help="org, instances, logs")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON results file")
-    parser.add_argument("--docs", default=str(DOCS), help="Markdown report to update ('' to skip)")
-    parser.add_argument(
-        "--report-only",
-        action="store_true",
-        help="rewrite the docs section from the results file, measure nothing",
-    )
+    results_file.add_arguments(parser, RESULTS, DOCS)
     args = parser.parse_args(argv)
     if args.report_only:
-        results = json.loads(args.results.read_text(encoding="utf-8"))
+        results = results_file.read(args.results)
     else:
         results = measure(args.work_dir)
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+        results_file.write(args.results, results)
         _log(f"wrote {args.results} in {results['total_seconds']:.0f}s")
-    if args.docs:
-        docs = Path(args.docs)
-        docs.write_text(
-            postgres_report.splice(docs.read_text(encoding="utf-8"), results), encoding="utf-8"
-        )
-        _log(f"updated the section {postgres_report.HEADING!r} of {docs}")
+    if results_file.splice_docs(args.docs, postgres_report.splice, results):
+        _log(f"updated the section {postgres_report.HEADING!r} of {args.docs}")
     unequal = [kind for kind, rows in results["rows"].items() if not rows["equal"]]
     if unequal:
         _log(f"row counts differ between DuckDB and PostgreSQL in the {unequal} syncs")

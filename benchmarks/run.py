@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.metadata
-import json
 import math
 import os
 import platform
@@ -41,6 +40,7 @@ from benchmarks import (
     plot,
     postgres_report,
     report,
+    results_file,
     targets,
 )
 from benchmarks.reference import fetch_sequentially
@@ -293,17 +293,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"max_concurrency values for the fetch-only sweep on {SWEEP_SIZE} ('' to skip)",
     )
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR, help="orgs, instances, logs")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON results file")
-    parser.add_argument("--docs", default=str(DOCS), help="Markdown report ('' to skip)")
-    parser.add_argument(
-        "--report-only",
-        action="store_true",
-        help="re-judge the targets and rewrite the Markdown report and plot from the results "
-        "file, measure nothing",
-    )
+    results_file.add_arguments(parser, RESULTS, DOCS)
     args = parser.parse_args(argv)
     if args.report_only:
-        stored = json.loads(args.results.read_text(encoding="utf-8"))
+        # The targets are judged again, so a change to them shows without measuring.
+        stored = results_file.read(args.results)
         stored["targets"] = targets.evaluate(stored["sizes"])
         write_report(stored, args.docs)
         return 0
@@ -338,8 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     if concurrency:
         results["sweep"] = sweep(args.work_dir, concurrency)
     results["total_seconds"] = time.monotonic() - started
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    results_file.write(args.results, results)
     _log(f"wrote {args.results}")
     write_report(results, args.docs)
     _log(f"done in {results['total_seconds']:.0f}s")
