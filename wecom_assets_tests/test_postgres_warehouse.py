@@ -368,9 +368,13 @@ def test_a_warehouse_url_of_another_database_is_refused_naming_the_variable() ->
     assert "Secret-77" not in str(raised.value)
 
 
-def test_a_missing_driver_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "psycopg", None)
-    with pytest.raises(WarehouseError, match=r"pip install 'wecom_assets\[postgres\]'"):
+@pytest.mark.parametrize("missing", ["psycopg", "sqlglot"])
+def test_a_missing_postgres_extra_says_which_to_install(
+    monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    monkeypatch.setitem(sys.modules, missing, None)
+    monkeypatch.delitem(sys.modules, "wecom_assets.warehouse.dialect", raising=False)
+    with pytest.raises(WarehouseError, match=rf"{missing} is not installed: pip install "):
         connect_postgres("postgresql://someone@localhost/db")
 
 

@@ -16,7 +16,7 @@ that form only, never with psycopg's message, which can quote the connection str
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 
 from wecom_assets.warehouse.connection import WarehouseError, quote
-from wecom_assets.warehouse.dialect import to_postgres
 from wecom_assets.wecom.redact import shown_url
 
 DEFAULT_SCHEMA = "wecom"
@@ -55,14 +54,22 @@ def display_url(url: str) -> str:
     return shown_url(url, keep_user=True)
 
 
-def _psycopg() -> Any:
+def _postgres_extra() -> tuple[Any, Callable[[str], str]]:
+    """psycopg and the SQL translator, imported only when PostgreSQL is used.
+
+    Both come with the ``postgres`` extra; importing them with the package would make a DuckDB
+    install without it fail to load, and cost every DuckDB run SQLGlot's import time.
+    """
     try:
         import psycopg
-    except ImportError:
+
+        from wecom_assets.warehouse.dialect import to_postgres
+    except ImportError as error:
         raise WarehouseError(
-            f"WECOM_WAREHOUSE_URL selects PostgreSQL, but psycopg is not installed: {INSTALL_HINT}"
+            f"WECOM_WAREHOUSE_URL selects PostgreSQL, but {error.name or 'its driver'} is not "
+            f"installed: {INSTALL_HINT}"
         ) from None
-    return psycopg
+    return psycopg, to_postgres
 
 
 def _arrow_sql_type(arrow_type: pa.DataType) -> str:
@@ -92,9 +99,10 @@ class PostgresConnection:
 
     dialect = "postgres"
 
-    def __init__(self, raw: Any, schema: str) -> None:
+    def __init__(self, raw: Any, schema: str, translate: Callable[[str], str]) -> None:
         self.raw = raw
         self.schema = schema
+        self._translate = translate
         self._outer = False
         self._savepoints = 0
 
@@ -108,7 +116,7 @@ class PostgresConnection:
             params = dict(parameters)
         elif isinstance(parameters, Sequence) and not isinstance(parameters, str):
             params = list(parameters) or None
-        cursor = self.raw.execute(to_postgres(query), params)
+        cursor = self.raw.execute(self._translate(query), params)
         rows = _Rows(cursor.fetchall() if cursor.description else [])
         staged = _TEMP_TABLE.match(query)
         if staged:
@@ -196,9 +204,9 @@ def connect_postgres(url: str, *, schema: str = DEFAULT_SCHEMA) -> PostgresConne
     Raises:
         PostgresConnectError: the server refused or could not be reached; the message names the
             URL without its password and never quotes the server's answer.
-        WarehouseError: psycopg is not installed.
+        WarehouseError: psycopg or SQLGlot (the ``postgres`` extra) is not installed.
     """
-    psycopg = _psycopg()
+    psycopg, translate = _postgres_extra()
     try:
         raw = psycopg.connect(url, autocommit=True)
     except psycopg.Error as error:
@@ -213,4 +221,4 @@ def connect_postgres(url: str, *, schema: str = DEFAULT_SCHEMA) -> PostgresConne
     for json_type in ("json", "jsonb"):
         raw.adapters.register_loader(json_type, TextLoader)
     raw.execute(f"SET search_path TO {quote(schema)}")
-    return PostgresConnection(raw, schema)
+    return PostgresConnection(raw, schema, translate)
