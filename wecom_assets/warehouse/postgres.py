@@ -55,7 +55,7 @@ def display_url(url: str) -> str:
 
 
 def _postgres_extra() -> tuple[Any, Callable[[str], str]]:
-    """psycopg and the SQL translator, imported only when PostgreSQL is used.
+    """The driver (psycopg) and the SQL translator, imported only when PostgreSQL is used.
 
     Both come with the ``postgres`` extra; importing them with the package would make a DuckDB
     install without it fail to load, and cost every DuckDB run SQLGlot's import time.
