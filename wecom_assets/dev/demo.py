@@ -118,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=500)
     parser.add_argument("--departments", type=int, default=50)
     args = parser.parse_args(argv)
+    if not (ROOT / "dagster.yaml").is_file():
+        # Installed from a wheel, the package has no project around it to write data/ into.
+        parser.error(
+            f"the demo runs from a clone of the wecom_assets repository (`make demo`), not from "
+            f"an installed package: {ROOT} holds no dagster.yaml"
+        )
 
     DATA.mkdir(exist_ok=True)
     if not args.ui:
