@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 
 from wecom_assets.warehouse.connection import WarehouseError, quote
+from wecom_assets.warehouse.copy_text import copy_text
 from wecom_assets.wecom.redact import shown_url
 
 DEFAULT_SCHEMA = "wecom"
@@ -55,7 +56,7 @@ def display_url(url: str) -> str:
 
 
 def _postgres_extra() -> tuple[Any, Callable[[str], str]]:
-    """psycopg and the SQL translator, imported only when PostgreSQL is used.
+    """The psycopg module and the SQL translator, imported only when PostgreSQL is used.
 
     Both come with the ``postgres`` extra; importing them with the package would make a DuckDB
     install without it fail to load, and cost every DuckDB run SQLGlot's import time.
@@ -146,7 +147,10 @@ class PostgresConnection:
         return _Rows([])
 
     def register(self, view_name: str, python_object: pa.Table) -> None:
-        """Copy an Arrow table into a temporary table named ``view_name``, as DuckDB would scan it."""
+        """Copy an Arrow table into a temporary table named ``view_name``, as DuckDB would scan it.
+
+        The rows travel as ``COPY`` text that Arrow formats a column at a time (:func:`copy_text`).
+        """
         columns = [(field.name, _arrow_sql_type(field.type)) for field in python_object.schema]
         self.raw.execute(f"DROP TABLE IF EXISTS {quote(view_name)}")
         self.raw.execute(
@@ -156,10 +160,8 @@ class PostgresConnection:
         names = ", ".join(quote(name) for name, _ in columns)
         with self.raw.cursor() as cursor:
             with cursor.copy(f"COPY {quote(view_name)} ({names}) FROM STDIN") as copy:
-                copy.set_types([kind.lower() for _, kind in columns])
                 for batch in python_object.to_batches():
-                    for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
-                        copy.write_row(row)
+                    copy.write(copy_text(batch))
         self._analyze(quote(view_name))
 
     def unregister(self, view_name: str) -> None:
@@ -208,7 +210,8 @@ def connect_postgres(url: str, *, schema: str = DEFAULT_SCHEMA) -> PostgresConne
     """
     psycopg, translate = _postgres_extra()
     try:
-        raw = psycopg.connect(url, autocommit=True)
+        # UTF-8 whatever PGCLIENTENCODING says: register() sends Arrow's UTF-8 text as it is.
+        raw = psycopg.connect(url, autocommit=True, client_encoding="UTF8")
     except psycopg.Error as error:
         raise PostgresConnectError(
             f"Cannot connect to the PostgreSQL warehouse {display_url(url)} "
