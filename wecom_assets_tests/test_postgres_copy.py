@@ -139,3 +139,15 @@ def test_register_sends_utf8_whatever_the_client_encoding_setting(
         assert _read_back(conn, "encoded") == rows
     finally:
         conn.close()
+
+
+def test_a_staging_tables_small_sample_leaves_the_sessions_statistics_target(
+    postgres_conn: PostgresConnection,
+) -> None:
+    before = postgres_conn.raw.execute("SHOW default_statistics_target").fetchone()
+    postgres_conn.register("sampled", pa.Table.from_pylist(_tricky_rows(), schema=SCHEMA))
+    assert postgres_conn.raw.execute("SHOW default_statistics_target").fetchone() == before
+    analyzed = postgres_conn.raw.execute(
+        "SELECT reltuples FROM pg_class WHERE oid = 'pg_temp.sampled'::regclass"
+    ).fetchone()
+    assert analyzed == (len(TRICKY_TEXT),)

@@ -31,6 +31,7 @@ DEFAULT_SCHEMA = "wecom"
 INSTALL_HINT = "pip install 'wecom_assets[postgres]'"
 _TEMP_TABLE = re.compile(r'^\s*CREATE\s+TEMP(?:ORARY)?\s+TABLE\s+("(?:[^"]|"")+"|\w+)', re.I)
 _TRANSACTION = re.compile(r"^\s*(BEGIN(?: TRANSACTION)?|COMMIT|ROLLBACK)\s*;?\s*$", re.IGNORECASE)
+_STAGING_STATISTICS_TARGET = 10
 # Arrow types of the snapshots, as the PostgreSQL types of the staging table they are copied into.
 _ARROW_TYPES: dict[pa.DataType, str] = {
     pa.string(): "TEXT",
@@ -129,8 +130,16 @@ class PostgresConnection:
 
         Without them the planner guesses a staging table's rows from its size on disk, and a
         wrong guess turns the history's anti-joins into nested loops (see ``pg_sync.prepare``).
+        The sync's statements need row counts and distinct counts, not the detail analysts'
+        queries are planned with, so a small sample does: statistics target 10 reads 3,000 rows
+        instead of 30,000, and takes 0.1 s instead of 1 s for 20,000 users, whose list and
+        JSON columns cost the most. The setting is restored in the same statement string, which
+        PostgreSQL runs as one transaction when no transaction is open.
         """
-        self.raw.execute(f"ANALYZE {table}")
+        self.raw.execute(
+            f"SET default_statistics_target = {_STAGING_STATISTICS_TARGET}; "
+            f"ANALYZE {table}; RESET default_statistics_target"
+        )
 
     def _transaction(self, verb: str) -> _Rows:
         if not self._outer:
