@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -425,13 +426,20 @@ def apply_snapshot(
     )
 
 
-def row_counts(conn: WarehouseConnection, corp_id: str) -> dict[str, int]:
+def row_counts(
+    conn: WarehouseConnection, corp_id: str, *, counted: Mapping[str, int] | None = None
+) -> dict[str, int]:
     """A corp's rows of every history table and view there is, by name.
 
     The department paths are missing until the org is synced, when the tags were synced first.
+    ``counted`` holds counts the caller already read, which are not read again: the change
+    events' view derives every event from the history tables each time it is read.
     """
+    known = counted or {}
     return {
-        spec.name: count(conn, quote(spec.name), "WHERE corp_id = $corp_id", {"corp_id": corp_id})
+        spec.name: known[spec.name]
+        if spec.name in known
+        else count(conn, quote(spec.name), "WHERE corp_id = $corp_id", {"corp_id": corp_id})
         for spec in (*HISTORY_TABLES, *TAG_HISTORY_TABLES, *VIEWS)
         if column_names(conn, spec.name)
     }
