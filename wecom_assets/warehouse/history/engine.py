@@ -213,7 +213,7 @@ def ensure_schema(
         else:
             # Only created or brought to the declared columns: re-hashing another scope's
             # current versions (every member, for the org) is that scope's sync's work, and
-            # this scope's is left to the caller's later call when it says so.
+            # without refresh_hashes this scope's is the work of the caller's next call.
             conform_table(conn, tracked.history, corp_id)
     conform_table(conn, RUNS, corp_id)
     conform_table(conn, TAG_RUNS, corp_id)
