@@ -164,6 +164,45 @@ def test_each_sync_refreshes_the_statistics_its_joins_are_planned_with(
     assert planned[0] == len(visible_view(org, None)["users"])
 
 
+def test_each_sync_analyzes_only_the_columns_its_statements_are_planned_with(
+    url: str, org: dict[str, Any]
+) -> None:
+    pg_sync.write_and_commit(url, _snapshot(org, T1))
+    with psycopg.connect(url, autocommit=True) as admin:
+        # Autovacuum would analyze every column of them some time after the first sync.
+        for table in ("wecom_users", "wecom_users_history"):
+            admin.execute(f"ALTER TABLE wecom.{table} SET (autovacuum_enabled = false)")
+    pg_sync.write_and_commit(url, _snapshot(org, T2))
+    with psycopg.connect(url) as reader:
+        analyzed = {
+            (str(table), str(column))
+            for table, column in reader.execute(
+                "SELECT tablename, attname FROM pg_stats WHERE schemaname = 'wecom' "
+                "AND tablename IN ('wecom_users', 'wecom_users_history')"
+            ).fetchall()
+        }
+    assert analyzed == {
+        ("wecom_users", "corp_id"),
+        ("wecom_users", "userid"),
+        *(
+            ("wecom_users_history", column)
+            for column in ("corp_id", "userid", "valid_from", "valid_to", "row_hash")
+        ),
+    }
+
+
+def test_stale_row_hashes_are_refreshed_in_the_sync_not_turned_into_versions(
+    url: str, org: dict[str, Any]
+) -> None:
+    pg_sync.write_and_commit(url, _snapshot(org, T1))
+    with psycopg.connect(url, autocommit=True) as admin:
+        # As after an upgrade that hashes the business columns differently.
+        admin.execute("UPDATE wecom.wecom_users_history SET row_hash = md5(row_hash)")
+    report = pg_sync.write_and_commit(url, _snapshot(org, T2))
+    assert report.history is not None
+    assert (report.history.result.opened, report.history.result.closed) == (0, 0)
+
+
 def test_a_users_only_sync_reads_the_committed_department_ids(
     url: str, org: dict[str, Any]
 ) -> None:

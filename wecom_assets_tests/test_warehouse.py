@@ -92,6 +92,19 @@ def test_replace_creates_the_table_with_the_declared_schema(
     assert _primary_key(conn, "wecom_departments") == ["corp_id", "id"]
 
 
+def test_column_names_lists_a_tables_or_views_columns_in_order_without_dropped_ones(
+    conn: WarehouseConnection,
+) -> None:
+    conn.execute("CREATE TABLE listed (a INTEGER, b VARCHAR, c BIGINT[], d JSON)")
+    conn.execute("ALTER TABLE listed DROP COLUMN b")
+    conn.execute("CREATE VIEW listed_view AS SELECT d, a FROM listed")
+    conn.execute("CREATE TEMP TABLE only_temp (x INTEGER)")
+    assert column_names(conn, "listed") == ["a", "c", "d"]
+    assert column_names(conn, "listed_view") == ["d", "a"]
+    assert column_names(conn, "only_temp") == []
+    assert column_names(conn, "missing") == []
+
+
 def test_a_corps_replacement_leaves_other_corps_rows_alone(
     conn: WarehouseConnection,
 ) -> None:

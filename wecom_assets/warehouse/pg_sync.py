@@ -20,6 +20,7 @@ from wecom_assets.warehouse import history, tag_sync
 from wecom_assets.warehouse.connection import existing_tables, quote
 from wecom_assets.warehouse.postgres import DEFAULT_SCHEMA, PostgresConnection, connect_postgres
 from wecom_assets.warehouse.publish import ReplaceResult, department_ids
+from wecom_assets.warehouse.schema import VERSION_COLUMNS, TableSpec
 from wecom_assets.warehouse.sync import HistoryReport, Snapshot, SyncReport, write
 from wecom_assets.warehouse.tables import (
     HISTORY_TABLES,
@@ -41,21 +42,39 @@ def prepare(conn: PostgresConnection, corp_id: str, scope: history.Scope = histo
     Autovacuum analyzes a table some time after a large write; a sync that follows sooner would
     be planned for the row counts before it (an empty history, say) and join 20,000 rows by
     nested loops: 150 s instead of 0.2 s. ``ANALYZE`` here, in this short transaction, never
-    blocks readers or writers, and holds its lock only until this transaction commits.
+    blocks readers or writers, and holds its lock only until this transaction commits. It reads
+    only the columns the sync's statements filter and join on (:func:`_planned_columns`): the
+    row count is refreshed all the same, in a tenth of the time a whole ``wecom_users`` takes
+    (its list and JSON columns cost the most). An ``ANALYZE`` of some columns leaves the table's
+    count of changes since its last analysis as it was, so autovacuum still analyzes every
+    column, for analysts' queries, as it would have without this one.
     """
     conn.raw.execute("BEGIN")
     try:
         conn.raw.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_SCHEMA_LOCK])
         conn.raw.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(conn.schema)}")
-        history.ensure_schema(conn, corp_id, scope)
+        history.ensure_schema(conn, corp_id, scope, refresh_hashes=False)
         existing = existing_tables(conn)
         for spec in (*ORG_TABLES, *HISTORY_TABLES, *TAG_TABLES, *TAG_HISTORY_TABLES):
             if spec.name in existing:
-                conn.raw.execute(f"ANALYZE {quote(spec.name)}")
+                columns = ", ".join(quote(name) for name in _planned_columns(spec))
+                conn.raw.execute(f"ANALYZE {quote(spec.name)} ({columns})")
         conn.raw.execute("COMMIT")
     except BaseException:
         conn.raw.execute("ROLLBACK")
         raise
+
+
+def _planned_columns(spec: TableSpec) -> tuple[str, ...]:
+    """The columns whose statistics plan a sync: the key, and a history's version columns.
+
+    The corp's rows are selected by ``corp_id`` (the key's first column), rows are matched to
+    their versions by the key and ``row_hash``, and current versions are those whose
+    ``valid_to`` is NULL.
+    """
+    names = set(spec.column_names)
+    versions = tuple(c.name for c in VERSION_COLUMNS if c.name in names)
+    return tuple(dict.fromkeys((*spec.primary_key, *versions)))
 
 
 def write_and_commit(url: str, snapshot: Snapshot, *, schema: str = DEFAULT_SCHEMA) -> SyncReport:

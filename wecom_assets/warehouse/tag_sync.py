@@ -17,9 +17,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from wecom_assets.warehouse import history, publish
-from wecom_assets.warehouse.connection import ConnectionConfig, WarehouseConnection, quote
+from wecom_assets.warehouse.connection import ConnectionConfig, WarehouseConnection
 from wecom_assets.warehouse.snapshot_file import snapshot_session
-from wecom_assets.warehouse.sync import HistoryReport, SyncReport, refusals_rejected
+from wecom_assets.warehouse.sync import HistoryReport, SyncReport, events_at, refusals_rejected
 from wecom_assets.warehouse.tables import ORG_CHANGES, TAG_DEPARTMENTS, TAG_MEMBERSHIP, TAGS
 from wecom_assets.wecom.tags import TagDetail
 
@@ -123,20 +123,9 @@ def write(
         result = history.apply_snapshot(
             conn, snapshot.corp_id, run_id=snapshot.run_id, scope=history.TAG
         )
+    events, all_events = events_at(conn, snapshot.corp_id, result, _TAG_EVENTS)
     return tables, HistoryReport(
-        result, history.row_counts(conn, snapshot.corp_id), _tag_events_at(conn, snapshot, result)
+        result,
+        history.row_counts(conn, snapshot.corp_id, counted={ORG_CHANGES.name: all_events}),
+        events,
     )
-
-
-def _tag_events_at(
-    conn: WarehouseConnection, snapshot: TagSnapshot, result: history.HistoryResult
-) -> dict[str, int]:
-    """A corp's tag events seen at this snapshot, as ``entity/event -> count``."""
-    events = ", ".join(f"'{event}'" for event in _TAG_EVENTS)
-    rows = conn.execute(
-        f"SELECT entity || '/' || event AS kind, count(*) AS n FROM {quote(ORG_CHANGES.name)} "
-        f"WHERE corp_id = $corp_id AND changed_at = $at AND event IN ({events}) "
-        "GROUP BY entity, event ORDER BY kind",
-        {"corp_id": snapshot.corp_id, "at": result.snapshot_at},
-    ).fetchall()
-    return {str(kind): int(n) for kind, n in rows}

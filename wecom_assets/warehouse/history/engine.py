@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -190,21 +191,29 @@ def _create_view(conn: WarehouseConnection, name: str, sql: str) -> None:
     conn.execute(f"COMMENT ON VIEW {quote(name)} IS {_literal(mark)}")
 
 
-def ensure_schema(conn: WarehouseConnection, corp_id: str, scope: Scope = ORG) -> None:
+def ensure_schema(
+    conn: WarehouseConnection, corp_id: str, scope: Scope = ORG, *, refresh_hashes: bool = True
+) -> None:
     """Create every history table and (re)create the views; safe to run again.
 
     The change events read the org's and the tags' history alike, so both sets of history
     tables are created whichever scope is synced. Tables written before the warehouse held
     several corps are given ``corp_id``: their rows belong to ``corp_id``, the corp being synced.
+
+    ``refresh_hashes=False`` leaves the stored ``row_hash`` of current versions as it is: the
+    PostgreSQL sync creates the tables in a short transaction of its own beforehand, and
+    :func:`apply_snapshot` then refreshes the hashes in the corp's transaction. Computing them
+    twice cost every sync of 20,000 users half a second.
     """
     for spec in scope.current:
         conform_table(conn, spec, corp_id)
     for tracked in (*TRACKED, *TAG_TRACKED):
-        if tracked in scope.tracked:
+        if tracked in scope.tracked and refresh_hashes:
             _ensure_table(conn, tracked, corp_id)
         else:
             # Only created or brought to the declared columns: re-hashing another scope's
-            # current versions (every member, for the org) is that scope's sync's work.
+            # current versions (every member, for the org) is that scope's sync's work, and
+            # without refresh_hashes this scope's is the work of the caller's next call.
             conform_table(conn, tracked.history, corp_id)
     conform_table(conn, RUNS, corp_id)
     conform_table(conn, TAG_RUNS, corp_id)
@@ -417,13 +426,20 @@ def apply_snapshot(
     )
 
 
-def row_counts(conn: WarehouseConnection, corp_id: str) -> dict[str, int]:
+def row_counts(
+    conn: WarehouseConnection, corp_id: str, *, counted: Mapping[str, int] | None = None
+) -> dict[str, int]:
     """A corp's rows of every history table and view there is, by name.
 
     The department paths are missing until the org is synced, when the tags were synced first.
+    ``counted`` holds counts the caller already read, which are not read again: the change
+    events' view derives every event from the history tables each time it is read.
     """
+    known = counted or {}
     return {
-        spec.name: count(conn, quote(spec.name), "WHERE corp_id = $corp_id", {"corp_id": corp_id})
+        spec.name: known[spec.name]
+        if spec.name in known
+        else count(conn, quote(spec.name), "WHERE corp_id = $corp_id", {"corp_id": corp_id})
         for spec in (*HISTORY_TABLES, *TAG_HISTORY_TABLES, *VIEWS)
         if column_names(conn, spec.name)
     }
