@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pytest
 from clock_support import ManualClock
+from e2e_instance import prepare_dagster_home
 
 from wecom_assets.dev.postgres_cluster import PostgresServer, start_postgres
 from wecom_assets.sandbox.org import generate_org
@@ -91,6 +93,15 @@ def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
 
     with running_ui_stack(tmp_path_factory.mktemp("ui_stack")) as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def migrated_dagster_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An instance of this repository's ``dagster.yaml``, initialised once; never run in.
+
+    End-to-end tests take a copy each (``e2e_instance.copy_dagster_home``).
+    """
+    return prepare_dagster_home(tmp_path_factory.mktemp("migrated") / "dagster_home")
 
 
 @pytest.fixture
