@@ -22,6 +22,45 @@ from wecom_assets.warehouse.postgres import PostgresConnection, connect_postgres
 if TYPE_CHECKING:
     from ui_support import UiStack
 
+# The modules that use the session's ``ui_stack``: one worker runs them all, so the stack (a
+# sandbox and ``dg dev``) starts once.
+UI_STACK_MODULES = frozenset({"test_ui_browser.py", "test_ui_graphql.py"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the modules with end-to-end or browser tests first, each module's tests in order.
+
+    They are the long ones (minutes of subprocesses for some); started first, they run beside
+    each other and the fast layers fill the workers' gaps, instead of one of them starting last
+    and running alone.
+    """
+    long_modules = {
+        item.path
+        for item in items
+        if item.get_closest_marker("e2e") or item.get_closest_marker("browser")
+    }
+    items.sort(key=lambda item: item.path not in long_modules)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``--dist loadscope``, one pytest-xdist worker runs each whole test module.
+
+    A module's module-scoped fixtures (a migrated instance, a sync that several tests read) are
+    then built once, not once per worker, and the modules sharing the ``ui_stack`` share a worker.
+    Modules are handed out in collection order (``--no-loadscope-reorder``), long ones first.
+    """
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "ui_stack" if module.rsplit("/", 1)[-1] in UI_STACK_MODULES else module
+
+    return ModuleScheduling(config, log)
+
 
 @pytest.fixture(scope="session")
 def sandbox_org_template() -> dict[str, Any]:
