@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pytest
 from clock_support import ManualClock
+from e2e_instance import prepare_dagster_home
 
 from wecom_assets.dev.postgres_cluster import PostgresServer, start_postgres
 from wecom_assets.sandbox.org import generate_org
@@ -19,6 +21,45 @@ from wecom_assets.warehouse.postgres import PostgresConnection, connect_postgres
 
 if TYPE_CHECKING:
     from ui_support import UiStack
+
+# The modules that use the session's ``ui_stack``: one worker runs them all, so the stack (a
+# sandbox and ``dg dev``) starts once.
+UI_STACK_MODULES = frozenset({"test_ui_browser.py", "test_ui_graphql.py"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the modules with end-to-end or browser tests first, each module's tests in order.
+
+    They are the long ones (minutes of subprocesses for some); started first, they run beside
+    each other and the fast layers fill the workers' gaps, instead of one of them starting last
+    and running alone.
+    """
+    long_modules = {
+        item.path
+        for item in items
+        if item.get_closest_marker("e2e") or item.get_closest_marker("browser")
+    }
+    items.sort(key=lambda item: item.path not in long_modules)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``--dist loadscope``, one pytest-xdist worker runs each whole test module.
+
+    A module's module-scoped fixtures (a migrated instance, a sync that several tests read) are
+    then built once, not once per worker, and the modules sharing the ``ui_stack`` share a worker.
+    Modules are handed out in collection order (``--no-loadscope-reorder``), long ones first.
+    """
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "ui_stack" if module.rsplit("/", 1)[-1] in UI_STACK_MODULES else module
+
+    return ModuleScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
@@ -91,6 +132,15 @@ def ui_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiStack]:
 
     with running_ui_stack(tmp_path_factory.mktemp("ui_stack")) as stack:
         yield stack
+
+
+@pytest.fixture(scope="session")
+def migrated_dagster_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An instance of this repository's ``dagster.yaml``, initialised once; never run in.
+
+    End-to-end tests take a copy each (``e2e_instance.copy_dagster_home``).
+    """
+    return prepare_dagster_home(tmp_path_factory.mktemp("migrated") / "dagster_home")
 
 
 @pytest.fixture

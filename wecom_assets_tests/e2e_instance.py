@@ -38,3 +38,13 @@ def prepare_dagster_home(path: Path) -> Path:
         timeout=180,
     )
     return path
+
+
+def copy_dagster_home(migrated: Path, path: Path) -> Path:
+    """A new instance directory at ``path``: a copy of ``migrated``, initialised and still unused.
+
+    The copy is the instance :func:`prepare_dagster_home` would make, without the seconds of a
+    ``dagster instance migrate`` process (see the ``migrated_dagster_home`` fixture).
+    """
+    shutil.copytree(migrated, path)
+    return path

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from e2e_env import cli_env
-from e2e_instance import prepare_dagster_home
+from e2e_instance import copy_dagster_home
 from e2e_processes import CORE_ASSETS, CliResult, materialize
 from leak_scan import find_leaks
 from warehouse_oracle import assert_warehouse_holds
@@ -44,10 +44,13 @@ def sandbox_process(org: dict[str, Any], workdir: Path) -> Iterator[SandboxProce
 
 @pytest.fixture(scope="module")
 def runs(
-    org: dict[str, Any], workdir: Path, sandbox_process: SandboxProcess
+    org: dict[str, Any],
+    workdir: Path,
+    sandbox_process: SandboxProcess,
+    migrated_dagster_home: Path,
 ) -> list[tuple[CliResult, dict[str, Any]]]:
     """Two runs in a row on one migrated instance; each CLI result and the sandbox's counts."""
-    home = prepare_dagster_home(workdir / "dagster_home")
+    home = copy_dagster_home(migrated_dagster_home, workdir / "dagster_home")
     env = cli_env(
         dagster_home=home,
         duckdb_path=workdir / "wecom.duckdb",

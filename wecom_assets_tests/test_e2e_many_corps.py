@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from dagster_support import table_rows, write_corps_file
 from e2e_env import cli_env
-from e2e_instance import prepare_dagster_home
+from e2e_instance import copy_dagster_home
 from e2e_processes import launch_materialize
 from warehouse_oracle import assert_warehouse_holds
 
@@ -41,7 +41,10 @@ def sandboxes(orgs: list[dict[str, Any]]) -> Iterator[list[SandboxServer]]:
 
 
 def test_one_run_per_corp_at_once_each_publishes_its_own_rows_and_a_wrong_secret_fails_alone(
-    orgs: list[dict[str, Any]], sandboxes: list[SandboxServer], tmp_path: Path
+    orgs: list[dict[str, Any]],
+    sandboxes: list[SandboxServer],
+    tmp_path: Path,
+    migrated_dagster_home: Path,
 ) -> None:
     corps_file = write_corps_file(tmp_path / "corps.yaml", orgs, [s.url for s in sandboxes])
     secrets_env = {
@@ -50,7 +53,7 @@ def test_one_run_per_corp_at_once_each_publishes_its_own_rows_and_a_wrong_secret
     }
     database = tmp_path / "wecom.duckdb"
     env = cli_env(
-        dagster_home=prepare_dagster_home(tmp_path / "dagster_home"),
+        dagster_home=copy_dagster_home(migrated_dagster_home, tmp_path / "dagster_home"),
         duckdb_path=database,
         corp_id="",
         corp_secret="",

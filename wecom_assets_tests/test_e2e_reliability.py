@@ -30,7 +30,7 @@ import duckdb
 import pytest
 from e2e_env import cli_env
 from e2e_events import check_outcomes, step_windows
-from e2e_instance import prepare_dagster_home
+from e2e_instance import copy_dagster_home
 from e2e_processes import CORE_ASSETS, CliResult, RunningCli, launch_materialize
 from e2e_run_config import run_config
 from leak_scan import find_leaks
@@ -124,9 +124,9 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, migrated_dagster_home: Path) -> Iterator[World]:
     root = tmp_path_factory.mktemp("e2e_reliability")
-    home = prepare_dagster_home(root / "dagster_home")
+    home = copy_dagster_home(migrated_dagster_home, root / "dagster_home")
     with SandboxServer(generate_org(users=1, departments=1, seed=0)) as sandbox:
         yield World(root=root, home=home, logs=root / "cli_logs", sandbox=sandbox)
 
@@ -398,11 +398,11 @@ def test_an_open_session_neither_blocks_the_run_nor_sees_half_of_it(
 
 
 def test_a_killed_run_leaves_the_published_file_and_the_next_run_publishes(
-    org: dict[str, Any], baseline: Path, tmp_path: Path
+    org: dict[str, Any], baseline: Path, tmp_path: Path, migrated_dagster_home: Path
 ) -> None:
     # Its own instance: the killed run's pool slot stays claimed until run monitoring (a daemon
     # feature) frees it, and must not hold up the other scenarios.
-    home = prepare_dagster_home(tmp_path / "dagster_home")
+    home = copy_dagster_home(migrated_dagster_home, tmp_path / "dagster_home")
     database = tmp_path / "wecom.duckdb"
     shutil.copyfile(baseline, database)
     before = database.read_bytes()
@@ -425,7 +425,7 @@ def test_a_killed_run_leaves_the_published_file_and_the_next_run_publishes(
         assert database.read_bytes() == before
         assert_warehouse_holds(database, org)
         sandbox.update_config(latency_ms=0)
-        fresh_home = prepare_dagster_home(tmp_path / "dagster_home_2")
+        fresh_home = copy_dagster_home(migrated_dagster_home, tmp_path / "dagster_home_2")
         env["DAGSTER_HOME"] = str(fresh_home)
         rerun = launch_materialize(
             CORE_ASSETS, env=env, cwd=tmp_path, log_dir=tmp_path / "logs", name="rerun"

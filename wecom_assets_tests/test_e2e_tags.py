@@ -9,7 +9,7 @@ import pytest
 from dagster_support import table_rows
 from e2e_env import cli_env
 from e2e_events import step_windows
-from e2e_instance import prepare_dagster_home
+from e2e_instance import copy_dagster_home
 from e2e_processes import materialize
 from leak_scan import find_leaks
 
@@ -20,13 +20,13 @@ pytestmark = pytest.mark.e2e
 
 
 def test_a_cli_run_of_every_asset_syncs_the_tags_in_their_own_step_after_the_org(
-    tmp_path: Path,
+    tmp_path: Path, migrated_dagster_home: Path
 ) -> None:
     org = generate_org(users=300, departments=30, seed=5)
     save_org(org, tmp_path / "org.json")
     with serve_in_subprocess(tmp_path / "org.json") as sandbox:
         env = cli_env(
-            dagster_home=prepare_dagster_home(tmp_path / "dagster_home"),
+            dagster_home=copy_dagster_home(migrated_dagster_home, tmp_path / "dagster_home"),
             duckdb_path=tmp_path / "wecom.duckdb",
             corp_id=org["corp_id"],
             corp_secret=org["corp_secret"],
