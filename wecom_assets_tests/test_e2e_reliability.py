@@ -329,7 +329,7 @@ def test_a_partial_visible_range_loads_exactly_the_visible_subtrees(
     assert outcomes and all(outcomes.values()), outcomes
 
 
-def test_two_runs_at_once_queue_on_the_pool_and_never_hit_the_file_lock(
+def test_two_runs_at_once_both_succeed_and_never_hit_the_file_lock(
     world: World, org: dict[str, Any], baseline: Path, tmp_path: Path
 ) -> None:
     today = reorganised(org)
@@ -343,10 +343,11 @@ def test_two_runs_at_once_queue_on_the_pool_and_never_hit_the_file_lock(
     for result in results:
         assert result.returncode == 0, result.explain()
         assert not any(error in result.output for error in LOCK_ERRORS), result.explain()
-    assert any("Step blocked by limit for pool wecom_duckdb" in result.output for result in results)
-    # Dagster's SQLite storage claims a pool slot with a select-then-update that two processes
-    # can both win now and then, so the step windows may overlap by a moment; the sync lock
-    # file then holds the later publish back, which is why no lock error may appear above.
+    # Usually the pool holds the second step back ("Step blocked by limit for pool"), but not
+    # always: Dagster's SQLite storage claims a pool slot with a select-then-update that two
+    # processes can both win, and on a busy machine the second step may only start after the
+    # first ended. Either way the sync lock file holds a later publish back, so neither run may
+    # fail on DuckDB's lock, and the warehouse must hold the org exactly.
     windows = [step_windows(world.home, result.run_id)[SYNC_STEP] for result in results]
     assert all(window.succeeded for window in windows)
     assert_warehouse_holds(database, today)
