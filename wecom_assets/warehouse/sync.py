@@ -162,12 +162,7 @@ def write(
         if not snapshot.history:
             return tables, None
         result = history.apply_snapshot(conn, snapshot.corp_id, run_id=snapshot.run_id)
-    events, all_events = events_at(conn, snapshot.corp_id, result)
-    return tables, HistoryReport(
-        result,
-        history.row_counts(conn, snapshot.corp_id, counted={ORG_CHANGES.name: all_events}),
-        events,
-    )
+    return tables, history_report(conn, snapshot.corp_id, result)
 
 
 def _load(
@@ -182,17 +177,32 @@ def _load(
     )
 
 
-def events_at(
+def history_report(
     conn: WarehouseConnection,
     corp_id: str,
     result: history.HistoryResult,
     events: tuple[str, ...] | None = None,
+) -> HistoryReport:
+    """The history's row counts and the change events seen at this snapshot, after ``result``.
+
+    ``events`` limits the events reported to those named (a tag sync's own).
+    """
+    seen, all_events = _events_at(conn, corp_id, result, events)
+    return HistoryReport(
+        result, history.row_counts(conn, corp_id, counted={ORG_CHANGES.name: all_events}), seen
+    )
+
+
+def _events_at(
+    conn: WarehouseConnection,
+    corp_id: str,
+    result: history.HistoryResult,
+    events: tuple[str, ...] | None,
 ) -> tuple[dict[str, int], int]:
     """A corp's change events seen at this snapshot, as ``entity/event -> count``, and all of them.
 
     Both come from one read of the change-events view, which derives every event from the
-    history tables each time it is read: 0.3 s for 20,000 members in PostgreSQL. ``events``
-    limits the events counted at the snapshot to those named (a tag sync's own).
+    history tables each time it is read: 0.3 s for 20,000 members in PostgreSQL.
     """
     named = ", ".join(f"'{event}'" for event in events) if events else ""
     at = f"changed_at = $at AND event IN ({named})" if named else "changed_at = $at"

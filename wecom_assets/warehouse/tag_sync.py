@@ -19,8 +19,8 @@ import pyarrow as pa
 from wecom_assets.warehouse import history, publish
 from wecom_assets.warehouse.connection import ConnectionConfig, WarehouseConnection
 from wecom_assets.warehouse.snapshot_file import snapshot_session
-from wecom_assets.warehouse.sync import HistoryReport, SyncReport, events_at, refusals_rejected
-from wecom_assets.warehouse.tables import ORG_CHANGES, TAG_DEPARTMENTS, TAG_MEMBERSHIP, TAGS
+from wecom_assets.warehouse.sync import HistoryReport, SyncReport, history_report, refusals_rejected
+from wecom_assets.warehouse.tables import TAG_DEPARTMENTS, TAG_MEMBERSHIP, TAGS
 from wecom_assets.wecom.tags import TagDetail
 
 # Tag events of the change view, as they are counted in a report.
@@ -123,9 +123,4 @@ def write(
         result = history.apply_snapshot(
             conn, snapshot.corp_id, run_id=snapshot.run_id, scope=history.TAG
         )
-    events, all_events = events_at(conn, snapshot.corp_id, result, _TAG_EVENTS)
-    return tables, HistoryReport(
-        result,
-        history.row_counts(conn, snapshot.corp_id, counted={ORG_CHANGES.name: all_events}),
-        events,
-    )
+    return tables, history_report(conn, snapshot.corp_id, result, _TAG_EVENTS)
